@@ -1,0 +1,123 @@
+"""Benchmark: one WaveEq training step (paper config, batch 128) in fp32 and bf16, and the generator.
+
+Prints one JSON object. Usage:
+    python benchmarks/bench_waveeq.py [--steps 5] [--skip-generator] [--threads 2]
+
+Reported: seconds per optimiser step (forward + backward + Adam), sequences per second, the achieved
+GFLOP/s (FLOPs counted analytically from the matrix products), its share of the matrix-product peak
+measured in the same run, the generator's time for 300 sequences, and peak resident memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from varsep.config import LossConfig, load_config
+from varsep.data.base import DataSpec
+from varsep.model import build_model
+from varsep.model.losses import ae_choices, loss_terms
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
+
+
+def step_flops(model, batch: int, length: int, cond: int) -> float:
+    """Matrix-product FLOPs of one training step: forward, plus backward (2× forward, except for the input
+    gradient of each encoder's first layer, which is not needed)."""
+    linears = {name: m for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+
+    def mlp_flops(prefix: str, rows: int) -> tuple[float, float]:
+        layers = [m for n, m in linears.items() if n.startswith(prefix)]
+        fwd = sum(2 * rows * m.in_features * m.out_features for m in layers)
+        first = 2 * rows * layers[0].in_features * layers[0].out_features
+        return fwd, first
+
+    fwd = bwd = 0.0
+    for prefix, rows, skip_first in (("content_encoder", 2 * batch, True), ("dynamic_encoder", 2 * batch, True),
+                                     ("decoder", batch * (length + 1), False),
+                                     ("dynamics", batch * (length - 1), False)):
+        f, first = mlp_flops(prefix, rows)
+        fwd += f
+        bwd += 2 * f - (first if skip_first else 0)
+    return fwd + bwd
+
+
+def time_steps(precision: str, steps: int, batch: int) -> dict:
+    config = load_config("waveeq")
+    spec = DataSpec((1, 64, 64), config.data.cond_frames, config.data.pred_frames)
+    torch.manual_seed(0)
+    model = build_model(config.model, spec)
+    opt = torch.optim.Adam(model.parameters(), lr=4e-4, betas=(0.9, 0.99), fused=True)
+    frames = torch.rand(batch, spec.train_length, 1, 64, 64)
+    weights: LossConfig = config.loss
+    choices = ae_choices(spec.train_length, spec.cond_frames, model.first_index)
+    times = []
+    for i in range(steps + 2):
+        t = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = loss_terms(model, frames, i % choices, weights)["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - t)
+    per_step = sorted(times[2:])[len(times[2:]) // 2]  # median after two warm-up steps
+    flops = step_flops(model, batch, spec.train_length, spec.cond_frames)
+    return {"s_per_step": per_step, "sequences_per_s": batch / per_step, "gflop_per_step": flops / 1e9,
+            "achieved_gflops": flops / per_step / 1e9}
+
+
+def time_generator(num_sequences: int) -> dict:
+    from varsep.data.waveeq import generate
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        generate(Path(tmp) / "w", num_sequences=num_sequences, progress=False)
+        seconds = time.perf_counter() - t
+    return {"sequences": num_sequences, "seconds": seconds, "sequences_per_s": num_sequences / seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--skip-generator", action="store_true")
+    parser.add_argument("--generator-sequences", type=int, default=300)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out: dict = {"torch": torch.__version__, "threads": torch.get_num_threads(), "batch": args.batch}
+    out["matmul_peak_gflops"] = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    for precision, peak_key in (("fp32", "fp32"), ("bf16", "bf16")):
+        r = time_steps(precision, args.steps, args.batch)
+        r["share_of_peak"] = r["achieved_gflops"] / out["matmul_peak_gflops"][peak_key]
+        out[f"train_step_{precision}"] = r
+    out["authors_s_per_step_reference"] = 2.99
+    if not args.skip_generator:
+        out["generator"] = time_generator(args.generator_sequences)
+    out["peak_rss_gb"] = peak_rss_gb()
+    json.dump(out, sys.stdout, indent=1)
+    print()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Checkpoints that are safe to write and safe to read.
+
+- Writes go to a temporary file in the same folder, are flushed to disk, then renamed over the target:
+  a crash or a full disk never leaves a truncated checkpoint under the final name.
+- Reads use ``torch.load(weights_only=True)``: a file carrying pickled code is refused, with a message.
+- A checkpoint holds state dicts, the resolved config, the data spec and the library version, so a model
+  rebuilds itself from the file alone.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
+
+from varsep.errors import CheckpointError
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    """torch.save ``obj`` to ``path`` through a temporary file and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as err:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        if isinstance(err, OSError) and err.errno is not None and err.errno in (28, 122):  # ENOSPC, EDQUOT
+            raise CheckpointError(f"no space left to write checkpoint {path}; the previous checkpoint "
+                                  f"is intact. Free some disk space and resume with --resume") from err
+        raise
+
+
+def safe_torch_load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint without executing code; clear errors for missing, corrupt or unsafe files."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(
+            f"refusing to load {path}: it holds pickled Python objects, not just tensors and plain "
+            f"values, and loading it could run code. Only load checkpoints written by varsep "
+            f"(detail: {str(err).splitlines()[0]})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as err:
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({str(err).splitlines()[0]})") from None
+
+
+class AtomicCheckpointIO(CheckpointIO):
+    """Lightning checkpoint I/O with atomic writes and weights-only reads."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
+        atomic_torch_save(checkpoint, path)
+
+    def load_checkpoint(self, path: str | Path, map_location: Any = None, weights_only: bool | None = None) -> dict:
+        return safe_torch_load(path, map_location=map_location or "cpu")
+
+    def remove_checkpoint(self, path: str | Path) -> None:
+        Path(path).unlink(missing_ok=True)

@@ -1,0 +1,382 @@
+"""Typed run configuration: YAML in, validated dataclasses out, resolved YAML saved with every run.
+
+A run is described by five sections (``data``, ``model``, ``loss``, ``optim``, ``trainer``) plus a seed.
+The ``data`` section's class depends on ``data.name``: each data set registers a subclass of
+:class:`DataConfig` holding its own settings, so a key that data set does not know is an error that
+lists the keys it does know.
+
+Why not LightningCLI/jsonargparse (DESIGN §6 names it as the convention): the CLI has commands beyond
+fit/validate (generate, evaluate, demo, ablate, report, predict, prepare) that share one config, the
+network shapes are derived from the data set at build time rather than linked argument by argument, and
+we want typo suggestions and range checks in plain language. The YAML layout and the
+``--section.key value`` override syntax follow LightningCLI's, so its users feel at home.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from varsep.errors import ConfigError
+from varsep.registry import suggest
+
+PACKAGED_CONFIGS = Path(__file__).parent / "configs"
+
+
+# --------------------------------------------------------------------------------------------- sections
+@dataclass
+class DataConfig:
+    """Settings every data set has. Data sets subclass this to add their own."""
+
+    name: str = "waveeq"
+    root: str | None = None
+    cond_frames: int = 5  # τ+1 conditioning frames given to the encoders
+    pred_frames: int = 20  # frames predicted after the conditioning window, in training
+    test_horizons: list[int] = field(default_factory=lambda: [40])
+    batch_size: int = 128
+    batches_per_epoch: int | None = None  # None: one pass over the training windows
+    val_batch_size: int = 256
+    num_workers: int = 0
+
+    def validate(self) -> None:
+        _positive(self, "cond_frames", "batch_size", "val_batch_size")
+        _non_negative(self, "pred_frames", "num_workers")
+        if self.batches_per_epoch is not None:
+            _positive(self, "batches_per_epoch")
+        if not self.test_horizons or any(h < 1 for h in self.test_horizons):
+            raise ConfigError(f"data.test_horizons must be a non-empty list of positive integers, "
+                              f"got {self.test_horizons}")
+
+
+@dataclass
+class ModelConfig:
+    """The separable forecaster: encoders E_S/E_T, decoder D, latent sizes, dynamics (DESIGN §1–2)."""
+
+    encoder: str | None = None  # network family of E_S and E_T; None: the data set's default
+    decoder: str | None = None  # network family of D; None: the data set's default
+    encoder_hidden: list[int] = field(default_factory=lambda: [1200, 1200])  # MLP families only
+    decoder_hidden: list[int] = field(default_factory=lambda: [1200, 1200, 1200])  # MLP families only
+    s_dim: int = 32  # d, size (or channels) of the content code S
+    t_dim: int = 32  # p, size (or channels) of the dynamic code T
+    combine: Literal["concat", "mul"] = "concat"
+    content: bool = True  # False: the "without S" ablation (T of size d+p, no L_reg^S / L_reg^T)
+    skips: bool = False  # E_S also passes its feature maps to D (U-Net-like skips, SST and KTH)
+    dynamics: Literal["residual", "gru"] = "residual"
+    blocks: int = 1  # K residual blocks per integration step
+    width: int = 512  # H hidden width (channels for the convolutional integrator)
+    gain: float = 0.71  # orthogonal initialisation gain of the integrator
+    final_activation: Literal["sigmoid", "none"] = "sigmoid"
+    reconstruct_cond: bool = True  # True: T_t0 stands for the first conditioning frame (offset τ+1)
+
+    def validate(self) -> None:
+        _positive(self, "s_dim", "t_dim", "blocks", "width")
+        if self.gain <= 0:
+            raise ConfigError(f"model.gain must be > 0, got {self.gain}")
+        if any(h < 1 for h in self.encoder_hidden + self.decoder_hidden):
+            raise ConfigError("model.encoder_hidden and model.decoder_hidden hold positive layer widths")
+        if self.combine == "mul" and self.content and self.s_dim != self.t_dim:
+            raise ConfigError(f"model.combine 'mul' multiplies S and T element-wise, so model.s_dim "
+                              f"({self.s_dim}) must equal model.t_dim ({self.t_dim})")
+
+
+@dataclass
+class LossConfig:
+    """L = λ_pred L_pred + λ_AE L_AE + λ_S L_reg^S + λ_T L_reg^T (eq. 13)."""
+
+    lambda_pred: float = 45.0
+    lambda_ae: float = 1.0
+    lambda_s: float = 45.0
+    lambda_t: float = 1e-3
+    # L_reg^T: "half_sum" = 0.5·Σ_dims T_t0² averaged over the batch (the official code's default);
+    # "mean" = mean over all elements (its SST 2-D variant); "paper" = (1/p)‖T_t0‖² (eq. 12).
+    t_reg: Literal["half_sum", "mean", "paper"] = "half_sum"
+
+    def validate(self) -> None:
+        for name in ("lambda_pred", "lambda_ae", "lambda_s", "lambda_t"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"loss.{name} must be ≥ 0, got {getattr(self, name)}")
+
+
+@dataclass
+class OptimConfig:
+    """Adam with an optional step schedule (DESIGN §2)."""
+
+    lr: float = 4e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
+    milestones: list[int] = field(default_factory=list)  # epochs where the learning rate is multiplied by gamma
+    gamma: float = 0.5
+    fused: bool = True  # fused Adam kernel (same maths, fewer passes over the weights)
+
+    def validate(self) -> None:
+        if self.lr <= 0:
+            raise ConfigError(f"optim.lr must be > 0, got {self.lr}")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ConfigError(f"optim.betas must be two numbers in [0, 1), got {self.betas}")
+        if self.gamma <= 0:
+            raise ConfigError(f"optim.gamma must be > 0, got {self.gamma}")
+        if sorted(self.milestones) != self.milestones or any(m < 1 for m in self.milestones):
+            raise ConfigError(f"optim.milestones must be increasing positive epochs, got {self.milestones}")
+
+
+@dataclass
+class TrainerConfig:
+    """Lightning Trainer settings and our own run-time knobs."""
+
+    max_epochs: int = 250
+    max_steps: int = -1  # stop after this many optimiser steps (-1: no limit)
+    max_time_minutes: float | None = None  # stop after this much wall-clock training time
+    precision: Literal["32", "bf16"] = "32"  # "bf16": bf16 autocast, fp32 weights and optimiser
+    accelerator: str = "auto"
+    devices: int | str = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    threads: int | None = None  # intra-op threads; None: all cores of this process
+    val_every_n_epochs: int = 10
+    checkpoint_every_n_steps: int = 50  # also at every epoch end; resume restarts from the latest
+    log_every_n_steps: int = 10
+    progress_bar: bool = True
+    compile: bool = False  # torch.compile the model (benchmarked in docs/performance.md)
+
+    def validate(self) -> None:
+        _positive(self, "max_epochs", "num_nodes", "val_every_n_epochs", "checkpoint_every_n_steps",
+                  "log_every_n_steps")
+        if self.threads is not None:
+            _positive(self, "threads")
+        if self.max_time_minutes is not None and self.max_time_minutes <= 0:
+            raise ConfigError(f"trainer.max_time_minutes must be > 0, got {self.max_time_minutes}")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise ConfigError(f"trainer.max_steps must be -1 (no limit) or positive, got {self.max_steps}")
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a training run."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    seed: int = 0
+
+    def validate(self) -> None:
+        for section in (self.data, self.model, self.loss, self.optim, self.trainer):
+            section.validate()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+# ------------------------------------------------------------------------------------------ validation
+def _positive(section: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(section, name)
+        if value < 1:
+            raise ConfigError(f"{_section_name(section)}.{name} must be ≥ 1, got {value}")
+
+
+def _non_negative(section: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(section, name)
+        if value < 0:
+            raise ConfigError(f"{_section_name(section)}.{name} must be ≥ 0, got {value}")
+
+
+def _section_name(section: Any) -> str:
+    for name, cls in (("data", DataConfig), ("model", ModelConfig), ("loss", LossConfig),
+                      ("optim", OptimConfig), ("trainer", TrainerConfig)):
+        if isinstance(section, cls):
+            return name
+    return type(section).__name__
+
+
+# ---------------------------------------------------------------------------------------- construction
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Convert a YAML/CLI value to the annotated type, or raise a ConfigError naming ``where``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(value, option, where)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {value!r} does not fit {tp}")
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        text = str(value) if not isinstance(value, bool) else value
+        if text in allowed:
+            return text
+        raise ConfigError(f"{where} must be one of {', '.join(map(repr, allowed))}, got {value!r}."
+                          f"{suggest(str(value), [str(a) for a in allowed])}")
+    if origin in (list, tuple):
+        if isinstance(value, str):
+            value = yaml.safe_load(value)
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        (item_tp, *_) = typing.get_args(tp) or (Any,)
+        return [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+            return value.lower() in ("true", "yes", "on", "1")
+        raise ConfigError(f"{where} must be true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        try:
+            as_float = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where} must be an integer, got {value!r}") from None
+        if not as_float.is_integer():
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return int(as_float)
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where} must be a number, got {value!r}") from None
+    if tp is str:
+        if isinstance(value, dict | list):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return str(value)
+    if tp is Any:
+        return value
+    raise TypeError(f"unsupported config type {tp} at {where}")
+
+
+def build_section(cls: type, values: dict[str, Any] | None, where: str) -> Any:
+    """Build dataclass ``cls`` from ``values``, rejecting unknown keys with the list of valid ones."""
+    values = dict(values or {})
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where} must be a mapping of settings, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    valid = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in values if k not in valid]
+    if unknown:
+        key = unknown[0]
+        raise ConfigError(f"unknown setting {where}.{key}.{suggest(key, valid)} "
+                          f"Valid keys of {where}: {', '.join(valid)}")
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in values.items()}
+    return cls(**kwargs)
+
+
+def data_config_class(name: str) -> type[DataConfig]:
+    """The DataConfig subclass registered by data set ``name``."""
+    from varsep.data import DATASETS  # the data package registers every data set on import
+
+    return DATASETS.get(name).config_class
+
+
+def config_from_dict(raw: dict[str, Any]) -> RunConfig:
+    """A validated RunConfig from a nested mapping (a parsed YAML file with overrides applied)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"a config must be a mapping of sections, got {type(raw).__name__}")
+    sections = {"data": None, "model": ModelConfig, "loss": LossConfig, "optim": OptimConfig,
+                "trainer": TrainerConfig}
+    valid = [*sections, "seed"]
+    for key in raw:
+        if key not in valid:
+            raise ConfigError(f"unknown config section {key!r}.{suggest(key, valid)} "
+                              f"Valid sections: {', '.join(valid)}")
+    data_raw = dict(raw.get("data") or {})
+    data_name = str(data_raw.get("name", DataConfig.name))
+    kwargs: dict[str, Any] = {"data": build_section(data_config_class(data_name), data_raw, "data")}
+    for name, cls in sections.items():
+        if cls is not None:
+            kwargs[name] = build_section(cls, raw.get(name), name)
+    kwargs["seed"] = _coerce(raw.get("seed", 0), int, "seed")
+    config = RunConfig(**kwargs)
+    config.validate()
+    return config
+
+
+def resolve_config_path(path_or_name: str | Path) -> Path:
+    """A config file path; a bare name like ``waveeq`` means the packaged ``configs/waveeq.yaml``."""
+    path = Path(path_or_name)
+    if path.is_file():
+        return path
+    packaged = PACKAGED_CONFIGS / f"{path.stem if path.suffix in ('.yaml', '.yml') else path.name}.yaml"
+    if path.suffix == "" and packaged.is_file():
+        return packaged
+    if not path.exists() and path.parent in (Path("configs"), Path(".")) and packaged.is_file():
+        return packaged
+    names = sorted(p.stem for p in PACKAGED_CONFIGS.glob("*.yaml"))
+    raise ConfigError(f"config file {str(path)!r} not found. Packaged configs (usable by name): "
+                      f"{', '.join(names)}.{suggest(path.stem, names)}")
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {err}") from None
+    return raw or {}
+
+
+def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Set dotted keys (``{"model.s_dim": 16}``) in a nested mapping; values are parsed as YAML."""
+    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    for dotted, value in overrides.items():
+        parts = dotted.split(".")
+        node = raw
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(f"cannot set {dotted}: {part} is a value, not a section")
+            node = child
+        node[parts[-1]] = yaml.safe_load(value) if isinstance(value, str) else value
+    return raw
+
+
+def parse_override_args(args: list[str]) -> dict[str, Any]:
+    """Turn ``["--model.s_dim", "16", "--loss.lambda_ae=0"]`` into ``{"model.s_dim": "16", ...}``."""
+    overrides: dict[str, Any] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--") or "." not in arg.split("=", 1)[0] and not arg.startswith("--seed"):
+            raise ConfigError(f"unexpected argument {arg!r}; settings are given as --section.key value "
+                              f"(for example --trainer.max_epochs 10)")
+        key = arg[2:]
+        if "=" in key:
+            key, value = key.split("=", 1)
+        else:
+            if i + 1 >= len(args):
+                raise ConfigError(f"{arg} needs a value")
+            value = args[i + 1]
+            i += 1
+        overrides[key] = value
+        i += 1
+    return overrides
+
+
+def load_config(path_or_name: str | Path | None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Read a YAML config (file path or packaged name), apply dotted overrides, validate."""
+    raw = read_yaml(resolve_config_path(path_or_name)) if path_or_name is not None else {}
+    return config_from_dict(apply_overrides(raw, overrides or {}))
+
+
+def save_config(config: RunConfig, path: Path) -> None:
+    path.write_text(config.to_yaml())

@@ -1,0 +1,157 @@
+"""The contract between data sets, the model and training.
+
+A data set is a collection of sequences of observations (frames C×H×W or vectors of m values). The model
+sees *windows*: ``cond_frames + n`` consecutive observations of one sequence. Each data set provides
+
+- a :class:`DataSpec` (observation shape, window lengths): it sets the networks' shapes;
+- its training windows as a :class:`WindowSource` (drawn at random or taken in order);
+- validation windows carved from the training part, and test windows for each horizon.
+
+Windows are produced in batches by vectorised indexing, never by a Python loop over samples.
+"""
+
+from __future__ import annotations
+
+import abc
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from varsep.config import DataConfig
+from varsep.registry import Registry
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What the model must know about the data: one observation's shape and the window lengths."""
+
+    frame_shape: tuple[int, ...]  # (C, H, W) for frames, (m,) for vectors of sensor values
+    cond_frames: int  # τ+1
+    pred_frames: int  # frames predicted after the conditioning window in training (ν−τ)
+
+    @property
+    def is_vector(self) -> bool:
+        return len(self.frame_shape) == 1
+
+    @property
+    def channels(self) -> int:
+        return self.frame_shape[0]
+
+    @property
+    def frame_size(self) -> int:
+        return int(np.prod(self.frame_shape))
+
+    @property
+    def train_length(self) -> int:
+        """ν+1: the length of a training window."""
+        return self.cond_frames + self.pred_frames
+
+
+class WindowSet(abc.ABC):
+    """A fixed, indexable collection of windows of equal length."""
+
+    length: int  # frames per window
+
+    @abc.abstractmethod
+    def __len__(self) -> int: ...
+
+    @abc.abstractmethod
+    def take(self, indices: np.ndarray) -> np.ndarray:
+        """Windows ``indices`` as a float32 array (n, length, *frame_shape)."""
+
+    def describe(self, index: int) -> str:
+        """Where window ``index`` comes from, for figures and error messages."""
+        return f"window {index}"
+
+
+class WindowSource(abc.ABC):
+    """Training windows: either a finite :class:`WindowSet` or a generator of fresh windows."""
+
+    length: int
+
+    @abc.abstractmethod
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` windows chosen at random with ``rng`` (n, length, *frame_shape) float32."""
+
+    @property
+    def windows(self) -> WindowSet | None:
+        """The finite set behind this source, if any (an epoch can then be a pass over it)."""
+        return None
+
+
+class SetSource(WindowSource):
+    """Training windows drawn uniformly (with replacement) from a finite set, or taken in order."""
+
+    def __init__(self, windows: WindowSet) -> None:
+        self._windows = windows
+        self.length = windows.length
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return self._windows.take(rng.integers(0, len(self._windows), size=n))
+
+    @property
+    def windows(self) -> WindowSet:
+        return self._windows
+
+
+class SequenceDataset(abc.ABC):
+    """A data set: sequences split into train / validation / test, served as windows."""
+
+    config_class: type[DataConfig] = DataConfig
+    default_encoder: str = "mlp"
+    default_decoder: str = "mlp"
+    # One training epoch: "pass" = every training window once (shuffled), "draws" = batches_per_epoch
+    # batches of random windows (the data set default used when batches_per_epoch is not set).
+    default_batches_per_epoch: int | None = None
+
+    def __init__(self, config: DataConfig) -> None:
+        self.config = config
+
+    @property
+    @abc.abstractmethod
+    def spec(self) -> DataSpec: ...
+
+    @abc.abstractmethod
+    def train_source(self) -> WindowSource: ...
+
+    @abc.abstractmethod
+    def val_windows(self) -> WindowSet:
+        """Windows of cond_frames + max(test_horizons) frames from the validation part of training data."""
+
+    @abc.abstractmethod
+    def test_windows(self, horizon: int) -> WindowSet:
+        """Every test window of cond_frames + horizon frames."""
+
+    def denormalize(self, frames: np.ndarray, windows: np.ndarray | None = None) -> np.ndarray | None:
+        """Frames in physical units (e.g. °C), or None where the data have no such units."""
+        return None
+
+
+DATASETS: Registry[type[SequenceDataset]] = Registry("data set")
+
+
+def register(name: str) -> Callable[[type[SequenceDataset]], type[SequenceDataset]]:
+    """Class decorator: make a data set available as ``data.name: <name>`` in configs."""
+    return DATASETS.register(name)
+
+
+def build_dataset(config: DataConfig) -> SequenceDataset:
+    return DATASETS.get(config.name)(config)
+
+
+@dataclass(frozen=True)
+class Command:
+    """A data-set command of the CLI (``varsep generate NAME …`` or ``varsep prepare NAME …``).
+
+    Data modules register their own commands, so the CLI needs no edit when a data set is added.
+    """
+
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], None]
+
+
+GENERATORS: Registry[Command] = Registry("generator")  # varsep generate NAME
+PREPARERS: Registry[Command] = Registry("preparation command")  # varsep prepare NAME

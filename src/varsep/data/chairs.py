@@ -1,0 +1,1 @@
+"""Placeholder: this data set is being written (see issue 3)."""

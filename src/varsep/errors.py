@@ -1,0 +1,24 @@
+"""Exceptions with messages meant for users.
+
+The CLI prints these without a traceback: each message says what was wrong, where, and what to do.
+"""
+
+
+class VarsepError(Exception):
+    """Base class of the errors the CLI reports as plain messages."""
+
+
+class ConfigError(VarsepError, ValueError):
+    """A setting is unknown, mistyped or out of range."""
+
+
+class DataError(VarsepError):
+    """A data file or folder is missing, corrupt, or holds values the model cannot use."""
+
+
+class CheckpointError(VarsepError):
+    """A checkpoint cannot be read safely or does not match the model it is loaded into."""
+
+
+class TrainingError(VarsepError):
+    """Training cannot go on (for example, a loss became NaN)."""

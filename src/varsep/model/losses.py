@@ -1,0 +1,104 @@
+"""The training objective (eq. 8, 9, 11, 12, 13; DESIGN §1).
+
+For a training window v_t0 … v_t1 (ν+1 frames) with conditioning window V_τ(t0):
+
+- L_pred  = mean over forecast frames and pixels of (v̂ − v)²; the forecast covers frames
+  ``first_index`` … ν (all of them with ``reconstruct_cond``);
+- L_AE    = mse(D(S, E_T(V_τ(t0 + i))), the frame that code stands for), one i per batch;
+- L_reg^S = (1/d)‖E_S(V_τ(t0)) − E_S(V_τ(t1 − τ))‖² averaged over the batch — the mean squared difference;
+  with skip connections, the mean squared difference of each skip map is added;
+- L_reg^T = "half_sum": 0.5·Σ_dims T_t0² averaged over the batch (official code, with λ_T = 1e-3),
+            "mean": mean of T_t0² over all elements (official SST 2-D), "paper": (1/p)‖T_t0‖² (eq. 12).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from varsep.config import LossConfig
+from varsep.model.separable import Content, SeparableForecaster
+
+
+def dynamic_regularizer(t0: torch.Tensor, kind: str) -> torch.Tensor:
+    """L_reg^T of codes t0 (B, …) in one of the three documented definitions."""
+    sq = t0.float().pow(2).flatten(1)
+    if kind == "half_sum":
+        return 0.5 * sq.sum(1).mean()
+    if kind == "mean":
+        return sq.mean()
+    if kind == "paper":
+        return sq.sum(1).mean() / sq.shape[1]
+    raise ValueError(f"unknown L_reg^T definition {kind!r}")
+
+
+def content_invariance(first: Content, last: Content) -> torch.Tensor:
+    """L_reg^S: mean squared difference of the content codes (plus one term per skip map)."""
+    return sum(F.mse_loss(a.float(), b.float()) for a, b in zip(first.tensors(), last.tensors(), strict=True))
+
+
+def ae_choices(window_length: int, cond_frames: int, first_index: int) -> int:
+    """How many window offsets i the auto-encoding loss can draw from (i = 0 … choices−1).
+
+    The window V_τ(t0+i) must fit in the training window, and the frame its code stands for
+    (i + first_index) must be one of the window's frames.
+    """
+    return max(1, min(window_length - cond_frames, window_length - 1 - first_index) + 1)
+
+
+def loss_terms(
+    model: SeparableForecaster, frames: torch.Tensor, ae_index: int, weights: LossConfig
+) -> dict[str, torch.Tensor]:
+    """The four loss terms and their weighted sum ``loss`` for training windows (B, ν+1, *frame).
+
+    Encoder passes that can share a call are batched together (two windows through E_S, two through
+    E_T), and every decoded frame — the forecast and the auto-encoded one — goes through D at once,
+    unless a network normalises over the batch (then each keeps its own call, see SeparableForecaster).
+    """
+    batch, length = frames.shape[:2]
+    cond, first = model.cond_frames, model.first_index
+    cond_window = frames[:, :cond]
+    use_ae = weights.lambda_ae > 0
+    use_s = model.uses_content and weights.lambda_s > 0
+    i = int(ae_index)
+    if use_ae and not 0 <= i < ae_choices(length, cond, first):
+        raise ValueError(f"auto-encoding offset {i} does not fit windows of {length} frames")
+
+    content, content_last = _encode_pair(model.encode_content, model.batch_encoders, cond_window,
+                                         frames[:, length - cond:] if use_s else None)
+    t0, t_ae = _encode_pair(model.encode_dynamics, model.batch_encoders, cond_window,
+                            frames[:, i:i + cond] if use_ae else None)
+
+    codes = model.rollout(t0, length - 1 - first)
+    if use_ae and model.batch_decoder:
+        decoded = model.decode(content, torch.cat([codes, t_ae.unsqueeze(1)], dim=1))
+        forecast, ae_frame = decoded[:, :-1], decoded[:, -1]
+    else:
+        forecast = model.decode(content, codes)
+        ae_frame = model.decode_frame(content, t_ae) if use_ae else None
+
+    zero = frames.new_zeros((), dtype=torch.float32)
+    terms = {
+        "pred": F.mse_loss(forecast.float(), frames[:, first:].float()),
+        "ae": F.mse_loss(ae_frame.float(), frames[:, i + first].float()) if ae_frame is not None else zero,
+        "reg_s": content_invariance(content, content_last) if use_s else zero,
+        "reg_t": dynamic_regularizer(t0, weights.t_reg) if model.uses_content else zero,
+    }
+    terms["loss"] = (weights.lambda_pred * terms["pred"] + weights.lambda_ae * terms["ae"]
+                     + weights.lambda_s * terms["reg_s"] + weights.lambda_t * terms["reg_t"])
+    return terms
+
+
+def _encode_pair(encode, batched: bool, first: torch.Tensor, second: torch.Tensor | None):
+    """encode(first), encode(second) — in one call when allowed; (x, None) when there is no second."""
+    if second is None:
+        return encode(first), None
+    if not batched:
+        return encode(first), encode(second)
+    both = encode(torch.cat([first, second], dim=0))
+    if both is None:
+        return None, None
+    n = first.shape[0]
+    if isinstance(both, Content):
+        return tuple(both.split([n, n]))
+    return both[:n], both[n:]

@@ -1,0 +1,140 @@
+"""The separable forecaster v̂_t = D(S, T_t) of Dona et al. (2021), DESIGN §1.
+
+S = E_S(V_τ(t0)) is the content code (a vector, a feature map, and optionally the encoder's skip maps);
+T_t0 = E_T(V_τ(t0)) the initial dynamic code, evolved by a learned ODE. A window holds τ+1 observations
+(B, τ+1, *frame); frames decode as (B, n, *frame).
+
+Time bookkeeping: code number k of a rollout stands for the frame ``first_index + k`` of the window
+(frame 0 = v_t0). With ``reconstruct_cond`` (the official "offset τ+1", default) T_t0 stands for v_t0 and
+the conditioning frames are reconstructed too; without it (SST, Appendix E.4) T_t0 stands for the first
+frame after the conditioning window.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from varsep.model.dynamics import Dynamics
+
+
+class Content(NamedTuple):
+    """The content variable S: a code and, for encoders with skip connections, their feature maps."""
+
+    code: torch.Tensor
+    skips: tuple[torch.Tensor, ...] = ()
+
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        return (self.code, *self.skips)
+
+    def split(self, sizes: list[int]) -> list[Content]:
+        parts = [t.split(sizes) for t in self.tensors()]
+        return [Content(p[0], tuple(p[1:])) for p in zip(*parts, strict=True)]
+
+    def take(self, index: torch.Tensor) -> Content:
+        """The content of other sequences: row i gets the content of sequence index[i] (content swap)."""
+        return Content(self.code[index], tuple(s[index] for s in self.skips))
+
+
+def has_batchnorm(module: nn.Module | None) -> bool:
+    return module is not None and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+
+
+class SeparableForecaster(nn.Module):
+    """E_S, E_T, the dynamics of T and the decoder D, with the combination of S and T."""
+
+    def __init__(
+        self,
+        *,
+        content_encoder: nn.Module | None,
+        dynamic_encoder: nn.Module,
+        decoder: nn.Module,
+        dynamics: Dynamics,
+        combine: str,
+        cond_frames: int,
+        reconstruct_cond: bool = True,
+        skips: bool = False,
+    ) -> None:
+        super().__init__()
+        if combine not in ("concat", "mul"):
+            raise ValueError(f"combine must be 'concat' or 'mul', got {combine!r}")
+        self.content_encoder = content_encoder
+        self.dynamic_encoder = dynamic_encoder
+        self.decoder = decoder
+        self.dynamics = dynamics
+        self.combine = combine
+        self.cond_frames = cond_frames
+        self.reconstruct_cond = reconstruct_cond
+        self.skips = skips
+        # BatchNorm statistics depend on what shares a batch: encode the windows of one sequence and
+        # decode the auto-encoding frame in separate calls when a network normalises over the batch.
+        self.batch_encoders = not (has_batchnorm(content_encoder) or has_batchnorm(dynamic_encoder))
+        self.batch_decoder = not has_batchnorm(decoder)
+
+    @property
+    def uses_content(self) -> bool:
+        return self.content_encoder is not None
+
+    @property
+    def first_index(self) -> int:
+        """The frame (relative to t0) that T_t0 stands for."""
+        return 0 if self.reconstruct_cond else self.cond_frames
+
+    # ------------------------------------------------------------------------------------------ parts
+    def encode_content(self, window: torch.Tensor) -> Content | None:
+        if self.content_encoder is None:
+            return None
+        out = self.content_encoder(window)
+        return Content(out[0], tuple(out[1])) if self.skips else Content(out)
+
+    def encode_dynamics(self, window: torch.Tensor) -> torch.Tensor:
+        return self.dynamic_encoder(window)
+
+    def encode(self, cond: torch.Tensor) -> tuple[Content | None, torch.Tensor]:
+        """(S, T_t0) from conditioning windows (B, τ+1, *frame)."""
+        self._check_window(cond)
+        return self.encode_content(cond), self.encode_dynamics(cond)
+
+    def decode(self, content: Content | None, codes: torch.Tensor) -> torch.Tensor:
+        """Frames (B, n, *frame) from S (one per sequence) and a trajectory of codes T (B, n, …)."""
+        batch, n = codes.shape[:2]
+        t = codes.flatten(0, 1)
+        skips: tuple[torch.Tensor, ...] = ()
+        if content is None:
+            z = t
+        else:
+            s = content.code.unsqueeze(1).expand(batch, n, *content.code.shape[1:]).flatten(0, 1)
+            z = s * t if self.combine == "mul" else torch.cat([s, t], dim=1)
+            skips = tuple(m.unsqueeze(1).expand(batch, n, *m.shape[1:]).flatten(0, 1) for m in content.skips)
+        frames = self.decoder(z, skips) if self.skips else self.decoder(z)
+        return frames.view(batch, n, *frames.shape[1:])
+
+    def decode_frame(self, content: Content | None, code: torch.Tensor) -> torch.Tensor:
+        """One frame per sequence (B, *frame) from S and a code T (B, …)."""
+        return self.decode(content, code.unsqueeze(1))[:, 0]
+
+    def rollout(self, t0: torch.Tensor, steps: int) -> torch.Tensor:
+        return self.dynamics.rollout(t0, steps)
+
+    # -------------------------------------------------------------------------------------- forecasting
+    def forecast(self, cond: torch.Tensor, horizon: int, *, include_cond: bool = False,
+                 content: Content | None = None) -> torch.Tensor:
+        """The ``horizon`` frames that follow the conditioning window (B, τ+1, *frame) → (B, horizon, *frame).
+
+        ``include_cond`` also returns the reconstructions of the conditioning frames that the model makes
+        (only with ``reconstruct_cond``). ``content`` replaces the sequence's own S (content swap).
+        """
+        own_content, t0 = self.encode(cond)
+        content = own_content if content is None else content
+        last = self.cond_frames - 1 + horizon
+        codes = self.rollout(t0, last - self.first_index)
+        if not include_cond:
+            codes = codes[:, self.cond_frames - self.first_index:]
+        return self.decode(content, codes)
+
+    def _check_window(self, window: torch.Tensor) -> None:
+        if window.dim() < 3 or window.shape[1] != self.cond_frames:
+            raise ValueError(f"expected conditioning windows (B, {self.cond_frames}, *frame), "
+                             f"got shape {tuple(window.shape)}")

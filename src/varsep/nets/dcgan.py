@@ -1,0 +1,1 @@
+"""Placeholder: these networks are being written (see issue 3)."""

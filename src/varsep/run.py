@@ -1,0 +1,193 @@
+"""Run folders: start, resume and load training runs.
+
+A run folder holds everything needed to continue, evaluate or reuse a run:
+  config.yaml          the resolved config (every setting, defaults included)
+  run.json             seed, versions, git commit, command line, data spec, start time
+  checkpoints/         last.ckpt (latest step), best.ckpt (best validation MSE)
+  logs/metrics.csv     CSV log; logs/tensorboard/ TensorBoard events
+  eval/                written by `varsep evaluate`
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from varsep import __version__
+from varsep.checkpoint import safe_torch_load
+from varsep.config import RunConfig, config_from_dict, load_config, read_yaml
+from varsep.data import build_dataset
+from varsep.data.base import DataSpec, SequenceDataset
+from varsep.errors import CheckpointError, ConfigError, VarsepError
+from varsep.model import SeparableForecaster
+
+CONFIG_FILE = "config.yaml"
+INFO_FILE = "run.json"
+LAST = Path("checkpoints") / "last.ckpt"
+BEST = Path("checkpoints") / "best.ckpt"
+
+
+def git_commit() -> str | None:
+    """The commit of the varsep source tree, when it is a git checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def environment() -> dict[str, Any]:
+    return {"varsep": __version__, "torch": torch.__version__, "lightning": L.__version__,
+            "python": platform.python_version(), "platform": platform.platform(), "git_commit": git_commit()}
+
+
+def prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> Path | None:
+    """Check the run folder; returns the checkpoint to resume from (or None to start fresh)."""
+    last = run_dir / LAST
+    if resume:
+        if last.is_file():
+            return last
+        if (run_dir / CONFIG_FILE).is_file():
+            return None  # the run stopped before its first checkpoint: start it again
+        raise ConfigError(f"nothing to resume in {run_dir}: it has no {CONFIG_FILE}")
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not overwrite:
+            raise ConfigError(f"run folder {run_dir} already exists; continue it with --resume, "
+                              f"or start over with --overwrite (deletes it)")
+        shutil.rmtree(run_dir)
+    return None
+
+
+def open_dataset(config: RunConfig) -> SequenceDataset:
+    dataset = build_dataset(config.data)
+    return dataset
+
+
+def fit(config: RunConfig, run_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
+        progress: bool | None = None, callbacks: list | None = None) -> Path:
+    """Train ``config`` in ``run_dir`` (resuming from its last checkpoint if asked); returns run_dir."""
+    from varsep.training import ForecastTask, SequenceDataModule, build_trainer
+
+    run_dir = Path(run_dir)
+    if resume and (run_dir / CONFIG_FILE).is_file():
+        saved = config_from_dict(read_yaml(run_dir / CONFIG_FILE))
+        _check_resumable(saved, config)
+    ckpt = prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    dataset = open_dataset(config)  # fails early, before anything is written
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / CONFIG_FILE).write_text(config.to_yaml())
+    info = {"command": sys.argv, "started": time.strftime("%Y-%m-%d %H:%M:%S"), "seed": config.seed,
+            "resumed_from": str(ckpt) if ckpt else None, "spec": asdict(dataset.spec), **environment()}
+    (run_dir / INFO_FILE).write_text(json.dumps(info, indent=1))
+
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    if config.trainer.threads is not None:
+        torch.set_num_threads(config.trainer.threads)
+    task = ForecastTask(config.to_dict(), asdict(dataset.spec), dataset.default_encoder, dataset.default_decoder)
+    if config.trainer.compile:
+        task.model.compile()
+    datamodule = SequenceDataModule(dataset, config, task.ae_choices)
+    trainer = build_trainer(config, run_dir, progress=progress, extra_callbacks=callbacks)
+    trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt)
+    return run_dir
+
+
+# Settings that may change when a run is resumed (they do not change what was learnt so far).
+_RESUMABLE_CHANGES = {"trainer.max_epochs", "trainer.max_steps", "trainer.progress_bar", "trainer.threads",
+                      "trainer.log_every_n_steps", "trainer.checkpoint_every_n_steps", "trainer.val_every_n_epochs",
+                      "data.root", "data.num_workers", "data.val_batch_size"}
+
+
+def _check_resumable(saved: RunConfig, requested: RunConfig) -> None:
+    diffs = [k for k, (a, b) in _flat_diff(saved.to_dict(), requested.to_dict()).items()
+             if k not in _RESUMABLE_CHANGES]
+    if diffs:
+        raise ConfigError("cannot resume with a different config; these settings differ from the run's "
+                          f"config.yaml: {', '.join(diffs)}")
+
+
+def _flat_diff(a: dict, b: dict, prefix: str = "") -> dict[str, tuple[Any, Any]]:
+    out: dict[str, tuple[Any, Any]] = {}
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out.update(_flat_diff(va, vb, f"{prefix}{key}."))
+        elif va != vb:
+            out[f"{prefix}{key}"] = (va, vb)
+    return out
+
+
+# --------------------------------------------------------------------------------------------- loading
+def resume_config(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """The saved config of a run, with optional overrides (for `varsep fit --resume RUN_DIR`)."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a run folder (no {CONFIG_FILE})")
+    return load_config(path, overrides)
+
+
+def find_checkpoint(run_dir: str | Path, which: str = "best") -> Path:
+    """``best`` (falls back to ``last``), ``last``, or an explicit file path."""
+    run_dir = Path(run_dir)
+    if which not in ("best", "last"):
+        path = Path(which)
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint {path} does not exist")
+        return path
+    order = [BEST, LAST] if which == "best" else [LAST]
+    for rel in order:
+        if (run_dir / rel).is_file():
+            return run_dir / rel
+    raise CheckpointError(f"{run_dir} has no checkpoint ({' or '.join(map(str, order))}); train it with "
+                          f"varsep fit first")
+
+
+class LoadedRun:
+    """A trained model with its config and data spec, rebuilt from a checkpoint."""
+
+    def __init__(self, model: SeparableForecaster, config: RunConfig, spec: DataSpec, checkpoint: Path,
+                 step: int) -> None:
+        self.model = model
+        self.config = config
+        self.spec = spec
+        self.checkpoint = checkpoint
+        self.step = step
+
+
+def load_checkpoint(path: str | Path) -> LoadedRun:
+    """Rebuild the model stored in a checkpoint (weights-only load; config and spec come from the file)."""
+    from varsep.training import ForecastTask
+
+    path = Path(path)
+    ckpt = safe_torch_load(path)
+    try:
+        hp = ckpt["hyper_parameters"]
+        task = ForecastTask(hp["config"], hp["spec"], hp.get("default_encoder", "mlp"),
+                            hp.get("default_decoder", "mlp"))
+    except (KeyError, TypeError) as err:
+        raise CheckpointError(f"{path} is not a varsep checkpoint (missing {err})") from None
+    except VarsepError as err:
+        raise CheckpointError(f"{path} holds a config this version cannot build: {err}") from None
+    try:
+        task.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as err:
+        raise CheckpointError(f"{path} does not match the model its config describes: "
+                              f"{str(err).splitlines()[0]}") from None
+    task.eval()
+    return LoadedRun(task.model, task.run_config, task.spec, path, int(ckpt.get("global_step", 0)))
+
+
+def load(run_dir: str | Path, which: str = "best") -> LoadedRun:
+    """Load the model of a run folder (``best`` checkpoint by default)."""
+    return load_checkpoint(find_checkpoint(run_dir, which))

@@ -1,0 +1,220 @@
+"""Training with Lightning: the LightningModule, the data module, callbacks and the Trainer set-up.
+
+Networks (varsep.nets), the model and its losses (varsep.model) and the data (varsep.data) know nothing
+of Lightning; this module wires them into a Trainer with our checkpoint I/O, logs and resume logic.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from torchmetrics import MeanMetric
+
+from varsep import __version__
+from varsep.checkpoint import AtomicCheckpointIO
+from varsep.config import RunConfig, config_from_dict
+from varsep.data.base import DataSpec, SequenceDataset
+from varsep.data.stream import TrainStream, WindowBatches
+from varsep.errors import TrainingError
+from varsep.model import SeparableForecaster, build_model
+from varsep.model.losses import ae_choices, loss_terms
+
+
+class ForecastTask(L.LightningModule):
+    """Losses, optimiser and validation of a :class:`SeparableForecaster`.
+
+    Its hyperparameters are plain mappings (the resolved config and the data spec), so checkpoints load
+    with ``weights_only=True`` and rebuild the model without the data set at hand.
+    """
+
+    def __init__(self, config: dict[str, Any], spec: dict[str, Any], default_encoder: str = "mlp",
+                 default_decoder: str = "mlp") -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.run_config: RunConfig = config_from_dict(config)
+        self.spec = DataSpec(frame_shape=tuple(spec["frame_shape"]), cond_frames=int(spec["cond_frames"]),
+                             pred_frames=int(spec["pred_frames"]))
+        self.model: SeparableForecaster = build_model(self.run_config.model, self.spec,
+                                                      default_encoder=default_encoder,
+                                                      default_decoder=default_decoder)
+        self.ae_choices = ae_choices(self.spec.train_length, self.spec.cond_frames, self.model.first_index)
+        self.val_mse = MeanMetric()
+        self._val_curve: torch.Tensor | None = None
+        self._pending_key: torch.Tensor | None = None
+
+    def forward(self, cond: torch.Tensor, horizon: int) -> torch.Tensor:
+        return self.model.forecast(cond, horizon)
+
+    # ---------------------------------------------------------------------------------------- training
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        terms = loss_terms(self.model, batch["frames"], batch["ae_index"], self.run_config.loss)
+        loss = terms["loss"]
+        if not torch.isfinite(loss):
+            values = ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items())
+            raise TrainingError(
+                f"the loss is not finite at step {self.global_step} (epoch {self.current_epoch}, batch "
+                f"{batch_idx}): {values}. Training stopped; the last good checkpoint is kept. Try a lower "
+                f"optim.lr or trainer.precision: '32'")
+        self._pending_key = batch["key"]
+        self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, on_step=True, on_epoch=False,
+                      batch_size=batch["frames"].shape[0])
+        self.log("loss", loss.detach(), prog_bar=True, logger=False, batch_size=batch["frames"].shape[0])
+        return loss
+
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        super().optimizer_step(*args, **kwargs)
+        # Only now is the batch part of the weights: checkpoints record the next batch to train on.
+        stream = self._train_stream()
+        if stream is not None and self._pending_key is not None:
+            stream.mark_trained(self._pending_key)
+
+    def _train_stream(self) -> TrainStream | None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        return getattr(datamodule, "train_stream", None)
+
+    # -------------------------------------------------------------------------------------- validation
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        frames = batch["frames"]
+        cond = self.spec.cond_frames
+        forecast = self.model.forecast(frames[:, :cond], frames.shape[1] - cond)
+        per_step = (forecast.float() - frames[:, cond:].float()).pow(2).flatten(2).mean(2)  # (B, horizon)
+        self.val_mse.update(per_step.mean(1))
+        curve = per_step.sum(0)
+        self._val_curve = curve if self._val_curve is None else self._val_curve + curve
+
+    def on_validation_epoch_end(self) -> None:
+        self.log("val/mse", self.val_mse.compute(), prog_bar=True, sync_dist=True)
+        self.val_mse.reset()
+        self._val_curve = None
+
+    # -------------------------------------------------------------------------------------- optimiser
+    def configure_optimizers(self) -> dict[str, Any]:
+        opt = self.run_config.optim
+        fused = opt.fused and all(p.device.type in ("cpu", "cuda") for p in self.parameters())
+        optimizer = torch.optim.Adam(self.parameters(), lr=opt.lr, betas=tuple(opt.betas), fused=fused or None)
+        milestones, gamma = list(opt.milestones), opt.gamma
+
+        def factor(epoch: int) -> float:
+            return gamma ** sum(epoch >= m for m in milestones)
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    # ----------------------------------------------------------------------------------- checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["varsep"] = {"version": __version__, "rng": _rng_state()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("varsep", {}).get("rng")
+        if state is not None:
+            _set_rng_state(state)
+
+
+def _rng_state() -> dict[str, Any]:
+    """Global random states as plain values and tensors (loadable with weights_only=True)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos,
+                                                      has_gauss, cached],
+            "python": random.getstate()}
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+class SequenceDataModule(L.LightningDataModule):
+    """Serves a :class:`SequenceDataset` to Lightning: a resumable training stream and validation batches."""
+
+    def __init__(self, dataset: SequenceDataset, config: RunConfig, ae_choices: int) -> None:
+        super().__init__()
+        self.dataset = dataset
+        self.config = config
+        self.ae_choices = ae_choices
+        self.train_stream: TrainStream | None = None
+
+    def _rank(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def train_dataloader(self) -> TrainStream:
+        data = self.config.data
+        rank, world = self._rank()
+        per_epoch = data.batches_per_epoch or self.dataset.default_batches_per_epoch
+        self.train_stream = TrainStream(self.dataset.train_source(), batch_size=data.batch_size,
+                                        batches_per_epoch=per_epoch, seed=self.config.seed,
+                                        ae_choices=self.ae_choices, rank=rank, world_size=world)
+        return self.train_stream
+
+    def val_dataloader(self) -> WindowBatches | list:
+        windows = self.dataset.val_windows()
+        if len(windows) == 0:
+            return []
+        rank, world = self._rank()
+        return WindowBatches(windows, self.config.data.val_batch_size, rank=rank, world_size=world)
+
+
+class ThreadSettings(Callback):
+    """Sets torch's intra-op threads in every process (DDP workers included)."""
+
+    def __init__(self, threads: int | None) -> None:
+        self.threads = threads
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+
+
+class SaveOnInterrupt(Callback):
+    """On Ctrl-C, write the last checkpoint before Lightning shuts down, so the run can resume."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, KeyboardInterrupt) and trainer.global_step > 0:
+            trainer.save_checkpoint(self.path)
+            print(f"\nInterrupted: saved {self.path}; continue with: varsep fit --resume {self.path.parent.parent}")
+
+
+def build_trainer(config: RunConfig, run_dir: Path, *, progress: bool | None = None,
+                  extra_callbacks: list[Callback] | None = None) -> L.Trainer:
+    """A Trainer writing checkpoints, CSV and TensorBoard logs under ``run_dir``."""
+    tc = config.trainer
+    ckpt_dir = run_dir / "checkpoints"
+    last = ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=0, save_last=True,
+                           every_n_train_steps=tc.checkpoint_every_n_steps, save_on_train_epoch_end=True)
+    last.CHECKPOINT_NAME_LAST = "last"
+    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/mse", mode="min", save_top_k=1,
+                           enable_version_counter=False)
+    show_progress = tc.progress_bar if progress is None else progress
+    callbacks: list[Callback] = [last, best, ThreadSettings(tc.threads), SaveOnInterrupt(ckpt_dir / "last.ckpt")]
+    if show_progress:
+        callbacks.append(TQDMProgressBar(refresh_rate=1))
+    callbacks += extra_callbacks or []
+    loggers = [CSVLogger(save_dir=run_dir, name="logs", version=""),
+               TensorBoardLogger(save_dir=run_dir / "logs", name="tensorboard", version="",
+                                 default_hp_metric=False)]
+    return L.Trainer(
+        max_epochs=tc.max_epochs, max_steps=tc.max_steps,
+        max_time=None if tc.max_time_minutes is None else timedelta(minutes=tc.max_time_minutes),
+        precision="bf16-mixed" if tc.precision == "bf16" else "32-true",
+        accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes, strategy=tc.strategy,
+        logger=loggers, callbacks=callbacks, plugins=[AtomicCheckpointIO()],
+        check_val_every_n_epoch=tc.val_every_n_epochs, log_every_n_steps=tc.log_every_n_steps,
+        enable_progress_bar=show_progress, enable_model_summary=show_progress,
+        use_distributed_sampler=False, num_sanity_val_steps=0, default_root_dir=run_dir,
+        benchmark=False, deterministic=False, gradient_clip_val=None,
+    )
+
