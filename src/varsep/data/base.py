@@ -105,6 +105,9 @@ class SequenceDataset(abc.ABC):
     # One training epoch: "pass" = every training window once (shuffled), "draws" = batches_per_epoch
     # batches of random windows (the data set default used when batches_per_epoch is not set).
     default_batches_per_epoch: int | None = None
+    # The observation shape of the real data (C, H, W) or (m,), so configs can be checked and their models
+    # built without the data files (tests, `varsep fit --dry-run`).
+    nominal_frame_shape: tuple[int, ...] = ()
 
     def __init__(self, config: DataConfig) -> None:
         self.config = config
@@ -124,8 +127,13 @@ class SequenceDataset(abc.ABC):
     def test_windows(self, horizon: int) -> WindowSet:
         """Every test window of cond_frames + horizon frames."""
 
-    def denormalize(self, frames: np.ndarray, windows: np.ndarray | None = None) -> np.ndarray | None:
-        """Frames in physical units (e.g. °C), or None where the data have no such units."""
+    def physical(self, frames: np.ndarray, windows: WindowSet, indices: np.ndarray, offset: int) -> np.ndarray | None:
+        """Frames in physical units (e.g. °C for SST), or None where the data have none.
+
+        ``frames`` (n, k, *frame) are frames ``offset`` … ``offset+k−1`` (relative to the window start) of
+        windows ``indices`` of ``windows`` — targets or forecasts alike. Only what is known at forecast time
+        may be used (calendar, climatology, statistics of the training part), never the targets.
+        """
         return None
 
 

@@ -306,6 +306,7 @@ class WaveEqDataset(SequenceDataset):
     default_encoder = "mlp"
     default_decoder = "mlp"
     default_batches_per_epoch = 75  # the official code's epoch (DESIGN §5); 250 epochs = 18 750 steps
+    nominal_frame_shape = (1, GRID, GRID)
 
     def __init__(self, config: WaveEqConfig) -> None:
         super().__init__(config)
@@ -346,6 +347,8 @@ class WaveEqDataset(SequenceDataset):
 @register("waveeq100")
 class WaveEq100Dataset(WaveEqDataset):
     """WaveEq observed through 100 fixed pixels: each observation is a vector of 100 values."""
+
+    nominal_frame_shape = (NUM_SENSORS,)
 
     def _observations(self) -> np.ndarray:
         rows, cols = self.files.sensors[:, 0], self.files.sensors[:, 1]

@@ -14,7 +14,8 @@ class ArrayWindows(WindowSet):
     """All windows of ``length`` consecutive frames of the sequences in an (N, T, *frame) array.
 
     ``sequences`` selects which sequences take part (default: all); ``stride`` keeps every stride-th start.
-    The array may be a read-only memory map: :meth:`take` reads only the frames it returns.
+    The array may be a read-only memory map: :meth:`take` reads only the frames it returns. ``scale``
+    multiplies the values as they are read (e.g. 1/255 for uint8 frames stored on disk).
     """
 
     def __init__(
@@ -25,6 +26,7 @@ class ArrayWindows(WindowSet):
         sequences: Sequence[int] | np.ndarray | None = None,
         stride: int = 1,
         name: str = "sequence",
+        scale: float | None = None,
     ) -> None:
         if array.ndim < 3:
             raise DataError(f"expected an array of shape (N, T, *frame), got shape {array.shape}")
@@ -39,6 +41,7 @@ class ArrayWindows(WindowSet):
         self.start = np.tile(starts, len(seqs))
         self._offsets = np.arange(length)
         self._name = name
+        self._scale = scale
 
     def __len__(self) -> int:
         return len(self.seq)
@@ -51,6 +54,8 @@ class ArrayWindows(WindowSet):
         order = np.lexsort((time[:, 0], seq))
         out = np.empty((len(indices), self.length, *self.array.shape[2:]), dtype=np.float32)
         out[order] = self.array[seq[order][:, None], time[order]]
+        if self._scale is not None:
+            out *= self._scale
         return out
 
     def describe(self, index: int) -> str:
