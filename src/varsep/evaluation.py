@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from varsep import metrics
 from varsep.data import build_dataset
 from varsep.data.base import SequenceDataset, WindowSet
+from varsep.errors import DataError
 from varsep.model import SeparableForecaster
 from varsep.run import LoadedRun
 
@@ -103,6 +104,7 @@ def evaluate(loaded: LoadedRun, dataset: SequenceDataset | None = None, *, out_d
     from varsep import plots
 
     dataset = dataset or build_dataset(loaded.config.data)
+    check_compatible(loaded, dataset)
     report: dict[str, Any] = {"checkpoint": str(loaded.checkpoint), "step": loaded.step,
                               "data": loaded.config.data.name, "precision": precision, "horizons": {}}
     out = Path(out_dir) if out_dir is not None else None
@@ -126,12 +128,24 @@ def evaluate(loaded: LoadedRun, dataset: SequenceDataset | None = None, *, out_d
     return report
 
 
+def check_compatible(loaded: LoadedRun, dataset: SequenceDataset) -> None:
+    """Refuse data whose observations or windows do not match what the model was trained on."""
+    got, want = dataset.spec, loaded.spec
+    if got.frame_shape != want.frame_shape:
+        raise DataError(f"the model expects observations of shape {want.frame_shape} but the data "
+                        f"({loaded.config.data.name}) have shape {got.frame_shape}")
+    if got.cond_frames != want.cond_frames:
+        raise DataError(f"the model conditions on {want.cond_frames} frames but the data config gives "
+                        f"{got.cond_frames} (data.cond_frames)")
+
+
 def summary_lines(report: dict[str, Any]) -> list[str]:
     """Human-readable lines: mean MSE per horizon against the repeat-last-frame baseline."""
     lines = []
     for horizon, r in report["horizons"].items():
         ratio = r["baseline_mse_mean"] / r["mse_mean"] if r["mse_mean"] > 0 else float("inf")
+        versus = f"{ratio:.1f}× lower" if ratio >= 1 else f"{1 / ratio:.1f}× HIGHER"
         extra = f", SSIM {r['ssim_mean']:.4f}" if "ssim_mean" in r else ""
-        lines.append(f"t+{horizon}: MSE {r['mse_mean']:.3e} (repeat-last-frame {r['baseline_mse_mean']:.3e}, "
-                     f"{ratio:.1f}× lower), PSNR {r['psnr_mean']:.2f} dB{extra} over {r['windows']} windows")
+        lines.append(f"t+{horizon}: MSE {r['mse_mean']:.3e} (repeat-last-frame {r['baseline_mse_mean']:.3e}: "
+                     f"{versus}), PSNR {r['psnr_mean']:.2f} dB{extra} over {r['windows']} windows")
     return lines

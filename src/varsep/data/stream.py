@@ -88,7 +88,7 @@ class TrainStream:
 
     def _permutation(self, epoch: int, n: int) -> np.ndarray:
         if self._perm is None or self._perm[0] != epoch:
-            self._perm = (epoch, np.random.default_rng([self.seed, epoch, -1]).permutation(n))
+            self._perm = (epoch, np.random.default_rng([self.seed, epoch, 2**32 - 1]).permutation(n))
         return self._perm[1]
 
     # --- resumability: the training step reports each batch it has used; checkpoints store the next one.
