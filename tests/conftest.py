@@ -17,3 +17,24 @@ def tiny_waveeq(tmp_path_factory) -> Path:
     """8 WaveEq sequences (6 train, 2 test), seed 0 — about half a second to simulate."""
     return generate(tmp_path_factory.mktemp("waveeq") / "waveeq", num_sequences=8, seed=0, num_train=6,
                     progress=False)
+
+
+TINY_MODEL = {
+    "model.encoder_hidden": [32], "model.decoder_hidden": [32], "model.width": 16, "model.blocks": 1,
+    "data.batch_size": 8, "data.batches_per_epoch": 5, "data.val_sequences": 1, "data.val_stride": 20,
+    "trainer.max_epochs": 2, "trainer.val_every_n_epochs": 1, "trainer.checkpoint_every_n_steps": 2,
+    "trainer.log_every_n_steps": 1, "trainer.progress_bar": False,
+}
+
+
+@pytest.fixture
+def tiny_config(tiny_waveeq):
+    """A factory of small WaveEq configs (a few ms per training step) with optional overrides."""
+    from varsep.config import load_config
+
+    def make(**overrides):
+        over = {"data.root": str(tiny_waveeq), **TINY_MODEL}
+        over.update({k.replace("__", "."): v for k, v in overrides.items()})
+        return load_config("waveeq", over)
+
+    return make

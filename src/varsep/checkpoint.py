@@ -56,7 +56,7 @@ def safe_torch_load(path: str | Path, map_location: str | torch.device = "cpu") 
             f"refusing to load {path}: it holds pickled Python objects, not just tensors and plain "
             f"values, and loading it could run code. Only load checkpoints written by varsep "
             f"(detail: {str(err).splitlines()[0]})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as err:
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
         raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({str(err).splitlines()[0]})") from None
 
 

@@ -98,7 +98,8 @@ def fit(config: RunConfig, run_dir: str | Path, *, resume: bool = False, overwri
     if config.trainer.compile:
         task.model.compile()
     datamodule = SequenceDataModule(dataset, config, task.ae_choices)
-    trainer = build_trainer(config, run_dir, progress=progress, extra_callbacks=callbacks)
+    resume_step = int(safe_torch_load(ckpt).get("global_step", 0)) if ckpt is not None else None
+    trainer = build_trainer(config, run_dir, progress=progress, extra_callbacks=callbacks, resume_step=resume_step)
     trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt)
     return run_dir
 

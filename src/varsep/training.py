@@ -15,7 +15,7 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.loggers import TensorBoardLogger
 from torchmetrics import MeanMetric
 
 from varsep import __version__
@@ -24,6 +24,7 @@ from varsep.config import RunConfig, config_from_dict
 from varsep.data.base import DataSpec, SequenceDataset
 from varsep.data.stream import TrainStream, WindowBatches
 from varsep.errors import TrainingError
+from varsep.logs import ResumableCSVLogger
 from varsep.model import SeparableForecaster, build_model
 from varsep.model.losses import ae_choices, loss_terms
 
@@ -143,6 +144,15 @@ class SequenceDataModule(L.LightningDataModule):
         self.config = config
         self.ae_choices = ae_choices
         self.train_stream: TrainStream | None = None
+        self._stream_state: dict[str, int] | None = None
+
+    # The stream's position is saved here as well as by Lightning's loader-state mechanism: Lightning
+    # restores loader states only when resuming mid-epoch, while data-module states are always restored.
+    def state_dict(self) -> dict[str, Any]:
+        return {"train_stream": self.train_stream.state_dict()} if self.train_stream is not None else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._stream_state = state.get("train_stream")
 
     def _rank(self) -> tuple[int, int]:
         trainer = self.trainer
@@ -155,6 +165,8 @@ class SequenceDataModule(L.LightningDataModule):
         self.train_stream = TrainStream(self.dataset.train_source(), batch_size=data.batch_size,
                                         batches_per_epoch=per_epoch, seed=self.config.seed,
                                         ae_choices=self.ae_choices, rank=rank, world_size=world)
+        if self._stream_state is not None:
+            self.train_stream.load_state_dict(self._stream_state)
         return self.train_stream
 
     def val_dataloader(self) -> WindowBatches | list:
@@ -176,34 +188,57 @@ class ThreadSettings(Callback):
             torch.set_num_threads(self.threads)
 
 
-class SaveOnInterrupt(Callback):
-    """On Ctrl-C, write the last checkpoint before Lightning shuts down, so the run can resume."""
+class LastCheckpoint(Callback):
+    """Keeps ``last.ckpt`` current: every ``every_n_steps`` steps, at every epoch end and when training ends.
 
-    def __init__(self, path: Path) -> None:
+    (Lightning's ModelCheckpoint stops saving at epoch ends once a step interval is set, so the last
+    checkpoint could lag the final weights.) On Ctrl-C it saves too, before Lightning shuts down.
+    """
+
+    def __init__(self, path: Path, every_n_steps: int) -> None:
         self.path = path
+        self.every_n_steps = every_n_steps
+        self._saved_step = -1
+
+    def _save(self, trainer: L.Trainer) -> None:
+        if trainer.global_step != self._saved_step and not trainer.sanity_checking:
+            trainer.save_checkpoint(self.path)
+            self._saved_step = trainer.global_step
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if trainer.global_step % self.every_n_steps == 0:
+            self._save(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._save(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._save(trainer)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if isinstance(exception, KeyboardInterrupt) and trainer.global_step > 0:
-            trainer.save_checkpoint(self.path)
-            print(f"\nInterrupted: saved {self.path}; continue with: varsep fit --resume {self.path.parent.parent}")
+            self._save(trainer)
+            print(f"\nInterrupted: saved {self.path}; continue with: "
+                  f"varsep fit --resume --run-dir {self.path.parent.parent}")
 
 
 def build_trainer(config: RunConfig, run_dir: Path, *, progress: bool | None = None,
-                  extra_callbacks: list[Callback] | None = None) -> L.Trainer:
-    """A Trainer writing checkpoints, CSV and TensorBoard logs under ``run_dir``."""
+                  extra_callbacks: list[Callback] | None = None, resume_step: int | None = None) -> L.Trainer:
+    """A Trainer writing checkpoints, CSV and TensorBoard logs under ``run_dir``.
+
+    ``resume_step``: the global step of the checkpoint a resumed run starts from (its logs continue there).
+    """
     tc = config.trainer
     ckpt_dir = run_dir / "checkpoints"
-    last = ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=0, save_last=True,
-                           every_n_train_steps=tc.checkpoint_every_n_steps, save_on_train_epoch_end=True)
-    last.CHECKPOINT_NAME_LAST = "last"
     best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/mse", mode="min", save_top_k=1,
                            enable_version_counter=False)
     show_progress = tc.progress_bar if progress is None else progress
-    callbacks: list[Callback] = [last, best, ThreadSettings(tc.threads), SaveOnInterrupt(ckpt_dir / "last.ckpt")]
+    callbacks: list[Callback] = [LastCheckpoint(ckpt_dir / "last.ckpt", tc.checkpoint_every_n_steps), best,
+                                 ThreadSettings(tc.threads)]
     if show_progress:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
     callbacks += extra_callbacks or []
-    loggers = [CSVLogger(save_dir=run_dir, name="logs", version=""),
+    loggers = [ResumableCSVLogger(save_dir=run_dir, name="logs", version="", resume_step=resume_step),
                TensorBoardLogger(save_dir=run_dir / "logs", name="tensorboard", version="",
                                  default_hp_metric=False)]
     return L.Trainer(

@@ -62,11 +62,14 @@ class TrainStream:
         return self.batches_per_epoch
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        # Lightning stops after len(self) batches without exhausting the iterator, so the position moves
-        # to the next epoch as soon as this one starts: each iter() call is one epoch.
+        # A generator: nothing runs until the first batch is asked for, so an iter() that only probes
+        # (Lightning checks that loaders are iterable) does not start an epoch. Lightning stops after
+        # len(self) batches without exhausting the iterator, so the position moves to the next epoch as
+        # soon as this one starts.
         epoch, start = self._iter_from
         self._iter_from = (epoch + 1, 0)
-        return (self.batch(epoch, index) for index in range(start, self.batches_per_epoch))
+        for index in range(start, self.batches_per_epoch):
+            yield self.batch(epoch, index)
 
     def batch(self, epoch: int, index: int) -> dict[str, Any]:
         """Batch ``index`` of ``epoch`` (this process's slice of it)."""

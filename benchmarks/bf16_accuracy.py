@@ -1,0 +1,46 @@
+"""Does bf16 autocast cost accuracy? Train the paper's WaveEq model for a fixed budget in fp32 and in
+bf16 (same seed, same batches), evaluate both in fp32 on the same test windows, and print JSON.
+
+Usage:
+    python benchmarks/bf16_accuracy.py --data data/waveeq --steps 1000 --out runs/bf16-check
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from varsep.config import load_config
+from varsep.evaluation import evaluate
+from varsep.run import fit, load
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", required=True, help="a WaveEq folder (varsep generate waveeq)")
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--out", default="runs/bf16-check")
+    parser.add_argument("--limit", type=int, default=2000, help="test windows scored (the same for both)")
+    parser.add_argument("--config", default="waveeq")
+    args = parser.parse_args()
+    results = {"steps": args.steps, "config": args.config}
+    for precision in ("32", "bf16"):
+        config = load_config(args.config, {"data.root": args.data, "trainer.precision": precision,
+                                           "trainer.max_steps": args.steps, "trainer.val_every_n_epochs": 1000})
+        run_dir = Path(args.out) / f"precision-{precision}"
+        start = time.perf_counter()
+        fit(config, run_dir, overwrite=True, progress=False)
+        seconds = time.perf_counter() - start
+        report = evaluate(load(run_dir, "last"), out_dir=None, limit=args.limit, progress=False, figures=False)
+        r = report["horizons"]["40"]
+        results[precision] = {"train_seconds": seconds, "mse_mean": r["mse_mean"], "mse_at_40": r["mse"][-1]}
+    results["bf16_over_fp32_mse"] = results["bf16"]["mse_mean"] / results["32"]["mse_mean"]
+    json.dump(results, sys.stdout, indent=1)
+    print()
+
+
+if __name__ == "__main__":
+    main()
