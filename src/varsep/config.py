@@ -43,9 +43,16 @@ class DataConfig:
     batches_per_epoch: int | None = None  # None: one pass over the training windows
     val_batch_size: int = 256
     num_workers: int = 0
+    # Training on subsampled sequences (continuous time): observe every time_stride-th frame (the model then
+    # forecasts the frames in between too), and/or supervise each training window at a random subset of the
+    # frames after its conditioning window, each kept with probability keep_prob (irregular times).
+    time_stride: int = 1
+    keep_prob: float | None = None
 
     def validate(self) -> None:
-        _positive(self, "cond_frames", "batch_size", "val_batch_size")
+        _positive(self, "cond_frames", "batch_size", "val_batch_size", "time_stride")
+        if self.keep_prob is not None and not 0 < self.keep_prob <= 1:
+            raise ConfigError(f"data.keep_prob must be in (0, 1], got {self.keep_prob}")
         _non_negative(self, "pred_frames", "num_workers")
         if self.batches_per_epoch is not None:
             _positive(self, "batches_per_epoch")
@@ -299,6 +306,8 @@ def config_from_dict(raw: dict[str, Any]) -> RunConfig:
             raise ConfigError(f"unknown config section {key!r}.{suggest(key, valid)} "
                               f"Valid sections: {', '.join(valid)}")
     data_raw = dict(raw.get("data") or {})
+    if "kind" in data_raw and "name" not in data_raw:
+        data_raw["name"] = "custom"  # `data: {kind: array, path: …}` is the your-own-data loader
     data_name = str(data_raw.get("name", DataConfig.name))
     kwargs: dict[str, Any] = {"data": build_section(data_config_class(data_name), data_raw, "data")}
     for name, cls in sections.items():

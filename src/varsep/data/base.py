@@ -30,6 +30,7 @@ class DataSpec:
     frame_shape: tuple[int, ...]  # (C, H, W) for frames, (m,) for vectors of sensor values
     cond_frames: int  # τ+1
     pred_frames: int  # frames predicted after the conditioning window in training (ν−τ)
+    time_stride: int = 1  # frames are observed every time_stride frames (training on subsampled sequences)
 
     @property
     def is_vector(self) -> bool:
@@ -44,9 +45,19 @@ class DataSpec:
         return int(np.prod(self.frame_shape))
 
     @property
-    def train_length(self) -> int:
-        """ν+1: the length of a training window."""
+    def observed_length(self) -> int:
+        """ν+1: the observed frames of a training window."""
         return self.cond_frames + self.pred_frames
+
+    @property
+    def train_length(self) -> int:
+        """The frames a training window spans (its observed frames are every time_stride-th of them)."""
+        return (self.observed_length - 1) * self.time_stride + 1
+
+    @property
+    def cond_span(self) -> int:
+        """The frames the conditioning window spans."""
+        return (self.cond_frames - 1) * self.time_stride + 1
 
 
 class WindowSet(abc.ABC):
@@ -115,6 +126,17 @@ class SequenceDataset(abc.ABC):
     @property
     @abc.abstractmethod
     def spec(self) -> DataSpec: ...
+
+    def make_spec(self, frame_shape: tuple[int, ...]) -> DataSpec:
+        """The spec of observations of ``frame_shape`` with this config's window settings."""
+        c = self.config
+        return DataSpec(frame_shape=tuple(frame_shape), cond_frames=c.cond_frames, pred_frames=c.pred_frames,
+                        time_stride=c.time_stride)
+
+    def window_length(self, horizon: int) -> int:
+        """Frames of an evaluation window: the conditioning window, then ``horizon`` frames."""
+        c = self.config
+        return (c.cond_frames - 1) * c.time_stride + 1 + horizon
 
     @abc.abstractmethod
     def train_source(self) -> WindowSource: ...

@@ -101,7 +101,8 @@ def _find(root: Path, name: str) -> tuple[Path | None, list[Path]]:
     """The first existing candidate for file ``name`` under ``root``, and every candidate looked at."""
     tried = []
     for sub in SUBFOLDERS:
-        for candidate in (name, name + ".gz", name.replace("-idx", ".idx"), name.replace("-idx", ".idx") + ".gz"):
+        dotted = name.replace("-idx", ".idx")  # another common spelling: train-images.idx3-ubyte
+        for candidate in (name, name + ".gz", dotted, dotted + ".gz"):
             path = (root / sub / candidate) if sub != "." else root / candidate
             tried.append(path)
             if path.is_file():
@@ -165,7 +166,7 @@ def read_digit_csv(path: str | Path) -> Digits:
     if table.shape[1] != 28 * 28 + 1:
         raise DataError(f"{path}: expected 785 columns (784 pixels and the label), got {table.shape[1]}")
     pixels, labels = table[:, :-1], table[:, -1]
-    if pixels.min(initial=0) < 0 or pixels.max(initial=0) > 255 or not np.array_equal(pixels, np.round(pixels)):
+    if pixels.min(initial=0) < 0 or pixels.max(initial=0) > 255 or (pixels != np.round(pixels)).any():
         raise DataError(f"{path}: pixel values must be integers in 0–255")
     images = pixels.astype(np.uint8).reshape(-1, 28, 28)
     return Digits(images, labels.astype(np.uint8), str(path))

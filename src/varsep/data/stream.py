@@ -37,6 +37,7 @@ class TrainStream:
         ae_choices: int,
         rank: int = 0,
         world_size: int = 1,
+        keep: tuple[int, float] | None = None,
     ) -> None:
         if batch_size % world_size:
             raise ValueError(f"batch size {batch_size} is not divisible by the {world_size} processes")
@@ -45,6 +46,9 @@ class TrainStream:
         self.seed = seed
         self.ae_choices = max(1, ae_choices)
         self.rank, self.world_size = rank, world_size
+        # Irregular supervision: of the ``targets`` forecast frames of a window, keep round(p·targets) at
+        # random (at least one), a different subset per sequence; the auto-encoding offset is then 0.
+        self.keep = None if keep is None else (keep[0], max(1, round(keep[1] * keep[0])))
         windows = source.windows
         if batches_per_epoch is None:
             if windows is None:
@@ -74,7 +78,7 @@ class TrainStream:
     def batch(self, epoch: int, index: int) -> dict[str, Any]:
         """Batch ``index`` of ``epoch`` (this process's slice of it)."""
         rng = np.random.default_rng([self.seed, epoch, index])
-        ae_index = int(rng.integers(0, self.ae_choices))
+        ae_index = int(rng.integers(0, self.ae_choices)) if self.keep is None else 0
         part = slice(self.rank * self.batch_size // self.world_size,
                      (self.rank + 1) * self.batch_size // self.world_size)
         windows = self.source.windows
@@ -86,8 +90,12 @@ class TrainStream:
             frames = windows.take(rng.integers(0, len(windows), size=self.batch_size)[part])
         else:
             frames = self.source.draw(rng, self.batch_size)[part]
-        return {"frames": torch.from_numpy(frames), "ae_index": ae_index,
-                "key": torch.tensor([epoch, index])}
+        batch = {"frames": torch.from_numpy(frames), "ae_index": ae_index, "key": torch.tensor([epoch, index])}
+        if self.keep is not None:
+            targets, kept = self.keep
+            chosen = np.sort(np.argsort(rng.random((self.batch_size, targets)), axis=1)[:, :kept], axis=1)
+            batch["keep"] = torch.from_numpy(chosen[part])
+        return batch
 
     def _permutation(self, epoch: int, n: int) -> np.ndarray:
         if self._perm is None or self._perm[0] != epoch:

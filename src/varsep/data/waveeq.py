@@ -320,7 +320,7 @@ class WaveEqDataset(SequenceDataset):
         self.train_ids = np.arange(num_train - config.val_sequences)
         self.val_ids = np.arange(num_train - config.val_sequences, num_train)
         self.test_ids = np.arange(num_train, n)
-        longest = config.cond_frames + max(config.test_horizons)
+        longest = self.window_length(max(config.test_horizons))
         if max(self.spec.train_length, longest) > self.observations.shape[1]:
             raise DataError(f"windows of {max(self.spec.train_length, longest)} frames do not fit in the "
                             f"{self.observations.shape[1]}-frame sequences of {self.files.root}")
@@ -330,18 +330,17 @@ class WaveEqDataset(SequenceDataset):
 
     @property
     def spec(self) -> DataSpec:
-        return DataSpec(frame_shape=tuple(self.observations.shape[2:]), cond_frames=self.config.cond_frames,
-                        pred_frames=self.config.pred_frames)
+        return self.make_spec(tuple(self.observations.shape[2:]))
 
     def train_source(self) -> WindowSource:
         return SetSource(ArrayWindows(self.observations, self.spec.train_length, sequences=self.train_ids))
 
     def val_windows(self) -> WindowSet:
-        length = self.config.cond_frames + max(self.config.test_horizons)
+        length = self.window_length(max(self.config.test_horizons))
         return ArrayWindows(self.observations, length, sequences=self.val_ids, stride=self.config.val_stride)
 
     def test_windows(self, horizon: int) -> WindowSet:
-        return ArrayWindows(self.observations, self.config.cond_frames + horizon, sequences=self.test_ids)
+        return ArrayWindows(self.observations, self.window_length(horizon), sequences=self.test_ids)
 
 
 @register("waveeq100")

@@ -101,3 +101,57 @@ def check_finite(array: np.ndarray, source: str, *, axis_name: str = "sequence",
         if not np.isfinite(block).all():
             bad = lo + int(np.flatnonzero(~np.isfinite(block.reshape(len(block), -1)).all(axis=1))[0])
             raise DataError(f"{source}: {axis_name} {bad} holds NaN or Inf values; regenerate or clean the file")
+
+
+class SpanWindows(WindowSet):
+    """Windows of ``length`` consecutive rows of one array (T, *frame), starting at the given rows.
+
+    For data kept as one long array of frames with breaks in it (days dropped from a time series,
+    videos stored back to back): :meth:`over_segments` admits only windows inside a segment, and
+    :meth:`take` gathers them with one vectorised index, reading uint8 arrays scaled by ``scale``.
+    """
+
+    def __init__(self, array: np.ndarray, starts: np.ndarray, length: int, *, scale: float | None = None,
+                 segment: np.ndarray | None = None, names: Sequence[str] | None = None,
+                 origins: np.ndarray | None = None) -> None:
+        self.array = array
+        self.start = np.asarray(starts, dtype=np.int64)
+        self.length = length
+        self._offsets = np.arange(length)
+        self._scale = scale
+        self.segment = segment  # per window, the segment it lies in (for describe)
+        self._names = list(names) if names is not None else None
+        self._origins = origins  # first row of each segment
+
+    @classmethod
+    def over_segments(cls, array: np.ndarray, bounds: Sequence[tuple[int, int]], length: int, *,
+                      stride: int = 1, scale: float | None = None,
+                      names: Sequence[str] | None = None) -> SpanWindows:
+        """Every window (every ``stride``-th start) lying inside one of the rows ranges ``[lo, hi)``."""
+        starts, seg = [], []
+        for i, (lo, hi) in enumerate(bounds):
+            st = np.arange(lo, hi - length + 1, stride, dtype=np.int64)
+            starts.append(st)
+            seg.append(np.full(len(st), i, dtype=np.int64))
+        origins = np.array([lo for lo, _ in bounds], dtype=np.int64)
+        empty = np.zeros(0, np.int64)
+        return cls(array, np.concatenate(starts) if starts else empty, length, scale=scale,
+                   segment=np.concatenate(seg) if seg else empty, names=names, origins=origins)
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+    def take(self, indices: np.ndarray) -> np.ndarray:
+        rows = self.start[np.asarray(indices, dtype=np.int64)][:, None] + self._offsets
+        out = self.array[rows].astype(np.float32, copy=False)
+        if self._scale is not None:
+            out = out * np.float32(self._scale)
+        return out
+
+    def describe(self, index: int) -> str:
+        start = int(self.start[index])
+        if self.segment is None or self._names is None or self._origins is None:
+            return f"rows {start}–{start + self.length - 1}"
+        seg = int(self.segment[index])
+        first = start - int(self._origins[seg])
+        return f"{self._names[seg]}, frames {first}–{first + self.length - 1}"

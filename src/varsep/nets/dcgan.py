@@ -100,7 +100,8 @@ def _dcgan_encoder(spec: DataSpec, code_dim: int, cfg: ModelConfig, skips: bool 
 
 
 @DECODERS.register("dcgan")
-def _dcgan_decoder(spec: DataSpec, latent_dim: int, cfg: ModelConfig, skip_channels: object = None) -> nn.Module:
+def _dcgan_decoder(spec: DataSpec, latent_dim: int, cfg: ModelConfig,
+                   skip_channels: object = None) -> nn.Module:
     _check_spec(spec, "decoder")
     if skip_channels:
         raise ConfigError("the dcgan decoder takes no skip connections (set model.skips: false)")

@@ -77,8 +77,8 @@ class ResNet18Encoder(nn.Module):
         )
         stages, channels = [], WIDTHS[0]
         for width, blocks, stride in zip(WIDTHS, BLOCKS, STRIDES, strict=True):
-            layers = [BasicBlock(channels, width, stride)] + [BasicBlock(width, width) for _ in range(blocks - 1)]
-            stages.append(nn.Sequential(*layers))
+            first = BasicBlock(channels, width, stride)
+            stages.append(nn.Sequential(first, *(BasicBlock(width, width) for _ in range(blocks - 1))))
             channels = width
         self.stages = nn.Sequential(*stages)
         self.resolutions = self.feature_sizes(frame_size)  # after the stem and after each stage
