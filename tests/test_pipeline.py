@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
+import torch
 
 from varsep.cli import main
 from varsep.run import load
@@ -80,3 +82,22 @@ def test_generate_command(tmp_path, capsys):
     assert (tmp_path / "w" / "frames.npy").is_file()
     assert main(["generate", "waveeq", "--out", str(tmp_path / "w"), "--num-sequences", "3", "--quiet"]) == 2
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_training_on_subsampled_sequences(tmp_path, tiny_waveeq):
+    """Every 2nd frame observed, half of the targets kept: trains, and forecasts every frame after."""
+    run = tmp_path / "strided"
+    assert main(["fit", "-c", "waveeq", "--run-dir", str(run), "--quiet", "--data.root", str(tiny_waveeq),
+                 *TINY, "--data.time_stride", "2", "--data.keep_prob", "0.5", "--data.pred_frames", "10",
+                 "--data.test_horizons", "[20]", "--trainer.max_epochs", "1"]) == 0
+    loaded = load(run, "last")
+    assert loaded.model.time_stride == 2 and loaded.spec.train_length == 29
+    from varsep.config import load_config
+    from varsep.data import build_dataset
+
+    data = build_dataset(load_config(run / "config.yaml").data)
+    window = data.test_windows(20).take(np.array([0]))
+    assert window.shape[1] == 9 + 20
+    cond, target = loaded.model.split_window(torch.from_numpy(window))
+    assert cond.shape[1] == 5 and target.shape[1] == 20
+    assert loaded.model.forecast(cond, 20).shape == target.shape

@@ -97,7 +97,7 @@ def fit(config: RunConfig, run_dir: str | Path, *, resume: bool = False, overwri
     task = ForecastTask(config.to_dict(), asdict(dataset.spec), dataset.default_encoder, dataset.default_decoder)
     if config.trainer.compile:
         task.model.compile()
-    datamodule = SequenceDataModule(dataset, config, task.ae_choices)
+    datamodule = SequenceDataModule(dataset, config, task.ae_choices, task.keep)
     resume_step = int(safe_torch_load(ckpt).get("global_step", 0)) if ckpt is not None else None
     trainer = build_trainer(config, run_dir, progress=progress, extra_callbacks=callbacks, resume_step=resume_step)
     trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt)

@@ -42,11 +42,13 @@ class ForecastTask(L.LightningModule):
         self.save_hyperparameters()
         self.run_config: RunConfig = config_from_dict(config)
         self.spec = DataSpec(frame_shape=tuple(spec["frame_shape"]), cond_frames=int(spec["cond_frames"]),
-                             pred_frames=int(spec["pred_frames"]))
+                             pred_frames=int(spec["pred_frames"]), time_stride=int(spec.get("time_stride", 1)))
         self.model: SeparableForecaster = build_model(self.run_config.model, self.spec,
                                                       default_encoder=default_encoder,
                                                       default_decoder=default_decoder)
-        self.ae_choices = ae_choices(self.spec.train_length, self.spec.cond_frames, self.model.first_index)
+        self.ae_choices = ae_choices(self.spec.observed_length, self.spec.cond_frames, self.model.first_index)
+        keep_prob = self.run_config.data.keep_prob
+        self.keep = None if keep_prob is None else (self.spec.observed_length - self.model.first_index, keep_prob)
         self.val_mse = MeanMetric()
         self._val_curve: torch.Tensor | None = None
         self._pending_key: torch.Tensor | None = None
@@ -56,7 +58,7 @@ class ForecastTask(L.LightningModule):
 
     # ---------------------------------------------------------------------------------------- training
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        terms = loss_terms(self.model, batch["frames"], batch["ae_index"], self.run_config.loss)
+        terms = loss_terms(self.model, batch["frames"], batch["ae_index"], self.run_config.loss, batch.get("keep"))
         loss = terms["loss"]
         if not torch.isfinite(loss):
             values = ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items())
@@ -84,9 +86,9 @@ class ForecastTask(L.LightningModule):
     # -------------------------------------------------------------------------------------- validation
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         frames = batch["frames"]
-        cond = self.spec.cond_frames
-        forecast = self.model.forecast(frames[:, :cond], frames.shape[1] - cond)
-        per_step = (forecast.float() - frames[:, cond:].float()).pow(2).flatten(2).mean(2)  # (B, horizon)
+        cond, target = self.model.split_window(frames)
+        forecast = self.model.forecast(cond, target.shape[1])
+        per_step = (forecast.float() - target.float()).pow(2).flatten(2).mean(2)  # (B, horizon)
         self.val_mse.update(per_step.mean(1))
         curve = per_step.sum(0)
         self._val_curve = curve if self._val_curve is None else self._val_curve + curve
@@ -138,11 +140,13 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 class SequenceDataModule(L.LightningDataModule):
     """Serves a :class:`SequenceDataset` to Lightning: a resumable training stream and validation batches."""
 
-    def __init__(self, dataset: SequenceDataset, config: RunConfig, ae_choices: int) -> None:
+    def __init__(self, dataset: SequenceDataset, config: RunConfig, ae_choices: int,
+                 keep: tuple[int, float] | None = None) -> None:
         super().__init__()
         self.dataset = dataset
         self.config = config
         self.ae_choices = ae_choices
+        self.keep = keep
         self.train_stream: TrainStream | None = None
         self._stream_state: dict[str, int] | None = None
 
@@ -164,7 +168,7 @@ class SequenceDataModule(L.LightningDataModule):
         per_epoch = data.batches_per_epoch or self.dataset.default_batches_per_epoch
         self.train_stream = TrainStream(self.dataset.train_source(), batch_size=data.batch_size,
                                         batches_per_epoch=per_epoch, seed=self.config.seed,
-                                        ae_choices=self.ae_choices, rank=rank, world_size=world)
+                                        ae_choices=self.ae_choices, rank=rank, world_size=world, keep=self.keep)
         if self._stream_state is not None:
             self.train_stream.load_state_dict(self._stream_state)
         return self.train_stream

@@ -115,3 +115,15 @@ def test_scaled_uint8_windows():
     raw = (np.arange(2 * 5 * 3) % 256).astype(np.uint8).reshape(2, 5, 3)
     w = ArrayWindows(raw, 2, scale=1 / 255)
     np.testing.assert_allclose(w.take(np.array([1]))[0], raw[0, 1:3] / 255, rtol=1e-6)
+
+
+def test_kept_targets_are_drawn_per_sequence_and_reproducibly():
+    s = stream(keep=(6, 0.5))
+    batch = s.batch(0, 1)
+    keep = batch["keep"].numpy()
+    assert keep.shape == (4, 3) and batch["ae_index"] == 0
+    assert np.all(np.diff(keep, axis=1) > 0) and keep.min() >= 0 and keep.max() < 6
+    np.testing.assert_array_equal(keep, stream(keep=(6, 0.5)).batch(0, 1)["keep"])
+    assert len({tuple(r) for r in keep}) > 1  # a different subset per sequence
+    halves = [stream(keep=(6, 0.5), rank=r, world_size=2).batch(0, 1)["keep"] for r in range(2)]
+    np.testing.assert_array_equal(np.concatenate(halves), keep)

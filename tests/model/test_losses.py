@@ -109,3 +109,33 @@ def test_bad_ae_offset_is_refused():
     model = small_model()
     with pytest.raises(ValueError, match="does not fit"):
         loss_terms(model, torch.rand(1, SPEC.train_length, 1, 8, 8), 99, LossConfig())
+
+
+def test_strided_observations_step_the_dynamics_once_per_frame():
+    """Frames observed every 2nd frame: codes still advance one step per frame in between."""
+    spec = DataSpec(frame_shape=(1, 8, 8), cond_frames=3, pred_frames=2, time_stride=2)
+    assert (spec.train_length, spec.observed_length, spec.cond_span) == (9, 5, 5)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(encoder_hidden=[16], decoder_hidden=[16], s_dim=4, t_dim=4, width=8), spec)
+    frames = torch.rand(2, 9, 1, 8, 8)
+    weights = LossConfig(lambda_ae=0, lambda_s=0)
+    terms = loss_terms(model, frames, 0, weights)
+    observed = frames[:, ::2]
+    s, t0 = model.encode(observed[:, :3])
+    codes = model.rollout(t0, 8)[:, ::2]  # frames 0, 2, 4, 6, 8
+    torch.testing.assert_close(terms["pred"], F.mse_loss(model.decode(s, codes), observed))
+
+
+def test_kept_targets_are_the_only_supervised_frames():
+    model = small_model()
+    frames = torch.rand(2, SPEC.train_length, 1, 8, 8)
+    keep = torch.tensor([[1, 4], [0, 6]])
+    terms = loss_terms(model, frames, 0, LossConfig(lambda_ae=0, lambda_s=0), keep=keep)
+    full = model.decode(*_content_and_codes(model, frames))
+    expected = torch.stack([F.mse_loss(full[b, keep[b]], frames[b, keep[b]]) for b in range(2)]).mean()
+    torch.testing.assert_close(terms["pred"], expected)
+
+
+def _content_and_codes(model, frames):
+    s, t0 = model.encode(frames[:, :SPEC.cond_frames])
+    return s, model.rollout(t0, SPEC.train_length - 1)

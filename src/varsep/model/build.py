@@ -49,7 +49,7 @@ def build_model(cfg: ModelConfig, spec: DataSpec, *, default_encoder: str = "mlp
     return SeparableForecaster(
         content_encoder=content_encoder, dynamic_encoder=dynamic_encoder, decoder=decoder, dynamics=dynamics,
         combine=cfg.combine, cond_frames=spec.cond_frames, reconstruct_cond=cfg.reconstruct_cond,
-        skips=cfg.skips,
+        skips=cfg.skips, time_stride=spec.time_stride,
     )
 
 

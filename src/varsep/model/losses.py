@@ -47,17 +47,25 @@ def ae_choices(window_length: int, cond_frames: int, first_index: int) -> int:
 
 
 def loss_terms(
-    model: SeparableForecaster, frames: torch.Tensor, ae_index: int, weights: LossConfig
+    model: SeparableForecaster, frames: torch.Tensor, ae_index: int, weights: LossConfig,
+    keep: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """The four loss terms and their weighted sum ``loss`` for training windows (B, ν+1, *frame).
+    """The four loss terms and their weighted sum ``loss`` for training windows (B, span, *frame).
+
+    Frames are observed every ``model.time_stride`` frames of the window (all of them by default); codes
+    evolve one integration step per frame in between. ``keep`` (B, n) optionally lists, per sequence, the
+    only forecast frames (indices into the frames from ``first_index`` on) that L_pred sees: training
+    with irregular times.
 
     Encoder passes that can share a call are batched together (two windows through E_S, two through
     E_T), and every decoded frame — the forecast and the auto-encoded one — goes through D at once,
     unless a network normalises over the batch (then each keeps its own call, see SeparableForecaster).
     """
-    batch, length = frames.shape[:2]
+    stride = model.time_stride
+    observed = frames[:, ::stride] if stride > 1 else frames
+    length = observed.shape[1]
     cond, first = model.cond_frames, model.first_index
-    cond_window = frames[:, :cond]
+    cond_window = observed[:, :cond]
     use_ae = weights.lambda_ae > 0
     use_s = model.uses_content and weights.lambda_s > 0
     i = int(ae_index)
@@ -65,11 +73,17 @@ def loss_terms(
         raise ValueError(f"auto-encoding offset {i} does not fit windows of {length} frames")
 
     content, content_last = _encode_pair(model.encode_content, model.batch_encoders, cond_window,
-                                         frames[:, length - cond:] if use_s else None)
+                                         observed[:, length - cond:] if use_s else None)
     t0, t_ae = _encode_pair(model.encode_dynamics, model.batch_encoders, cond_window,
-                            frames[:, i:i + cond] if use_ae else None)
+                            observed[:, i:i + cond] if use_ae else None)
 
-    codes = model.rollout(t0, length - 1 - first)
+    codes = model.rollout(t0, (length - 1 - first) * stride)
+    if stride > 1:
+        codes = codes[:, ::stride]
+    targets = observed[:, first:]
+    if keep is not None:
+        codes = _gather(codes, keep)
+        targets = _gather(targets, keep)
     if use_ae and model.batch_decoder:
         decoded = model.decode(content, torch.cat([codes, t_ae.unsqueeze(1)], dim=1))
         forecast, ae_frame = decoded[:, :-1], decoded[:, -1]
@@ -79,14 +93,20 @@ def loss_terms(
 
     zero = frames.new_zeros((), dtype=torch.float32)
     terms = {
-        "pred": F.mse_loss(forecast.float(), frames[:, first:].float()),
-        "ae": F.mse_loss(ae_frame.float(), frames[:, i + first].float()) if ae_frame is not None else zero,
+        "pred": F.mse_loss(forecast.float(), targets.float()),
+        "ae": F.mse_loss(ae_frame.float(), observed[:, i + first].float()) if ae_frame is not None else zero,
         "reg_s": content_invariance(content, content_last) if use_s else zero,
         "reg_t": dynamic_regularizer(t0, weights.t_reg) if model.uses_content else zero,
     }
     terms["loss"] = (weights.lambda_pred * terms["pred"] + weights.lambda_ae * terms["ae"]
                      + weights.lambda_s * terms["reg_s"] + weights.lambda_t * terms["reg_t"])
     return terms
+
+
+def _gather(seq: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """seq (B, n, …) → (B, k, …): row b keeps the positions index[b]."""
+    idx = index.long().view(*index.shape, *([1] * (seq.dim() - 2))).expand(-1, -1, *seq.shape[2:])
+    return torch.gather(seq, 1, idx)
 
 
 def _encode_pair(encode, batched: bool, first: torch.Tensor, second: torch.Tensor | None):

@@ -17,6 +17,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from varsep.model.continuous import check_times, solve
 from varsep.model.dynamics import Dynamics
 
 
@@ -56,6 +57,7 @@ class SeparableForecaster(nn.Module):
         cond_frames: int,
         reconstruct_cond: bool = True,
         skips: bool = False,
+        time_stride: int = 1,
     ) -> None:
         super().__init__()
         if combine not in ("concat", "mul"):
@@ -68,6 +70,7 @@ class SeparableForecaster(nn.Module):
         self.cond_frames = cond_frames
         self.reconstruct_cond = reconstruct_cond
         self.skips = skips
+        self.time_stride = time_stride  # conditioning frames are observed every time_stride frames
         # BatchNorm statistics depend on what shares a batch: encode the windows of one sequence and
         # decode the auto-encoding frame in separate calls when a network normalises over the batch.
         self.batch_encoders = not (has_batchnorm(content_encoder) or has_batchnorm(dynamic_encoder))
@@ -79,8 +82,18 @@ class SeparableForecaster(nn.Module):
 
     @property
     def first_index(self) -> int:
-        """The frame (relative to t0) that T_t0 stands for."""
+        """The observed frame (index in the window, from 0) that T_t0 stands for."""
         return 0 if self.reconstruct_cond else self.cond_frames
+
+    @property
+    def first_time(self) -> int:
+        """The time (in frames from the window's first frame) that T_t0 stands for."""
+        return self.first_index * self.time_stride
+
+    @property
+    def last_cond_time(self) -> int:
+        """The time of the last conditioning frame (in frames from the window's first frame)."""
+        return (self.cond_frames - 1) * self.time_stride
 
     # ------------------------------------------------------------------------------------------ parts
     def encode_content(self, window: torch.Tensor) -> Content | None:
@@ -119,19 +132,44 @@ class SeparableForecaster(nn.Module):
         return self.dynamics.rollout(t0, steps)
 
     # -------------------------------------------------------------------------------------- forecasting
-    def forecast(self, cond: torch.Tensor, horizon: int, *, include_cond: bool = False,
-                 content: Content | None = None) -> torch.Tensor:
-        """The ``horizon`` frames that follow the conditioning window (B, τ+1, *frame) → (B, horizon, *frame).
+    @property
+    def cond_span(self) -> int:
+        """Frames spanned by the conditioning window (τ+1 observed every time_stride frames)."""
+        return self.last_cond_time + 1
 
-        ``include_cond`` also returns the reconstructions of the conditioning frames that the model makes
-        (only with ``reconstruct_cond``). ``content`` replaces the sequence's own S (content swap).
+    def split_window(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """An evaluation window (B, cond_span + h, *frame) → (conditioning frames, the h frames after)."""
+        return frames[:, :self.cond_span:self.time_stride], frames[:, self.cond_span:]
+
+
+    def forecast(self, cond: torch.Tensor, horizon: int | None = None, *, times: torch.Tensor | None = None,
+                 method: str = "residual", step_size: float | None = None, rtol: float = 1e-6,
+                 atol: float = 1e-7, include_cond: bool = False, content: Content | None = None) -> torch.Tensor:
+        """Frames after the conditioning window (B, τ+1, *frame) → (B, n, *frame).
+
+        ``horizon=h`` gives the h frames that follow the window (the paper's forecast). ``times`` gives
+        frames at any times after the last conditioning frame, in frame intervals — fractional and
+        irregular allowed (1 = the next frame, 2.5 = half-way between the 2nd and 3rd) — integrating the
+        learned dynamics with ``method`` (see varsep.model.continuous; "residual" is the paper's
+        integrator and reproduces ``horizon`` exactly on integer times). ``include_cond`` also returns the
+        model's reconstructions of the conditioning frames (with ``horizon`` and reconstruct_cond only).
+        ``content`` replaces the sequence's own S (content swap).
         """
+        if (horizon is None) == (times is None):
+            raise ValueError("give either horizon (frames after the window) or times, not both")
         own_content, t0 = self.encode(cond)
         content = own_content if content is None else content
-        last = self.cond_frames - 1 + horizon
-        codes = self.rollout(t0, last - self.first_index)
-        if not include_cond:
-            codes = codes[:, self.cond_frames - self.first_index:]
+        if times is None and self.time_stride == 1:
+            codes = self.rollout(t0, self.cond_frames - 1 + horizon - self.first_index)
+            if not include_cond:
+                codes = codes[:, self.cond_frames - self.first_index:]
+            return self.decode(content, codes)
+        if include_cond:
+            raise ValueError("include_cond goes with horizon (and frames observed every frame), not with times")
+        if times is None:  # every frame after the window, though frames were observed every time_stride
+            times = torch.arange(1, horizon + 1, dtype=torch.float64)
+        elapsed = self.last_cond_time - self.first_time + check_times(times)
+        codes = solve(self.dynamics, t0, elapsed, method=method, step_size=step_size, rtol=rtol, atol=atol)
         return self.decode(content, codes)
 
     def _check_window(self, window: torch.Tensor) -> None:
