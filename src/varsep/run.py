@@ -11,6 +11,7 @@ A run folder holds everything needed to continue, evaluate or reuse a run:
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -52,6 +53,15 @@ def environment() -> dict[str, Any]:
             "python": platform.python_version(), "platform": platform.platform(), "git_commit": git_commit()}
 
 
+def is_primary_process() -> bool:
+    """False in the extra processes of a multi-process run (Lightning's DDP children, torchrun, SLURM):
+    they reuse the run folder the primary process prepared, and must neither check nor write it."""
+    for variable in ("RANK", "SLURM_PROCID"):
+        if os.environ.get(variable) not in (None, "", "0"):
+            return False
+    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
+
+
 def prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> Path | None:
     """Check the run folder; returns the checkpoint to resume from (or None to start fresh)."""
     last = run_dir / LAST
@@ -83,18 +93,26 @@ def fit(config: RunConfig, run_dir: str | Path, *, resume: bool = False, overwri
     if resume and (run_dir / CONFIG_FILE).is_file():
         saved = config_from_dict(read_yaml(run_dir / CONFIG_FILE))
         _check_resumable(saved, config)
-    ckpt = prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    primary = is_primary_process()
+    if primary:
+        ckpt = prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    else:
+        ckpt = run_dir / LAST if resume and (run_dir / LAST).is_file() else None
     dataset = open_dataset(config)  # fails early, before anything is written
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / CONFIG_FILE).write_text(config.to_yaml())
-    info = {"command": sys.argv, "started": time.strftime("%Y-%m-%d %H:%M:%S"), "seed": config.seed,
-            "resumed_from": str(ckpt) if ckpt else None, "spec": asdict(dataset.spec), **environment()}
-    (run_dir / INFO_FILE).write_text(json.dumps(info, indent=1))
+    if primary:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / CONFIG_FILE).write_text(config.to_yaml())
+        info = {"command": sys.argv, "started": time.strftime("%Y-%m-%d %H:%M:%S"), "seed": config.seed,
+                "resumed_from": str(ckpt) if ckpt else None, "spec": asdict(dataset.spec), **environment()}
+        (run_dir / INFO_FILE).write_text(json.dumps(info, indent=1))
 
     L.seed_everything(config.seed, workers=True, verbose=False)
     if config.trainer.threads is not None:
         torch.set_num_threads(config.trainer.threads)
-    task = ForecastTask(config.to_dict(), asdict(dataset.spec), dataset.default_encoder, dataset.default_decoder)
+    # Ask the data set for a default family only when the config names none (custom frames of an unusual
+    # size have no default and raise a ConfigError that says what to set).
+    task = ForecastTask(config.to_dict(), asdict(dataset.spec), config.model.encoder or dataset.default_encoder,
+                        config.model.decoder or dataset.default_decoder, dataset.value_transform())
     if config.trainer.compile:
         task.model.compile()
     datamodule = SequenceDataModule(dataset, config, task.ae_choices, task.keep)
@@ -158,12 +176,13 @@ class LoadedRun:
     """A trained model with its config and data spec, rebuilt from a checkpoint."""
 
     def __init__(self, model: SeparableForecaster, config: RunConfig, spec: DataSpec, checkpoint: Path,
-                 step: int) -> None:
+                 step: int, transform: dict[str, Any] | None = None) -> None:
         self.model = model
         self.config = config
         self.spec = spec
         self.checkpoint = checkpoint
         self.step = step
+        self.transform = transform  # raw ↔ model values (see SequenceDataset.value_transform)
 
 
 def load_checkpoint(path: str | Path) -> LoadedRun:
@@ -175,7 +194,7 @@ def load_checkpoint(path: str | Path) -> LoadedRun:
     try:
         hp = ckpt["hyper_parameters"]
         task = ForecastTask(hp["config"], hp["spec"], hp.get("default_encoder", "mlp"),
-                            hp.get("default_decoder", "mlp"))
+                            hp.get("default_decoder", "mlp"), hp.get("transform"))
     except (KeyError, TypeError) as err:
         raise CheckpointError(f"{path} is not a varsep checkpoint (missing {err})") from None
     except VarsepError as err:
@@ -186,7 +205,8 @@ def load_checkpoint(path: str | Path) -> LoadedRun:
         raise CheckpointError(f"{path} does not match the model its config describes: "
                               f"{str(err).splitlines()[0]}") from None
     task.eval()
-    return LoadedRun(task.model, task.run_config, task.spec, path, int(ckpt.get("global_step", 0)))
+    return LoadedRun(task.model, task.run_config, task.spec, path, int(ckpt.get("global_step", 0)),
+                     hp.get("transform"))
 
 
 def load(run_dir: str | Path, which: str = "best") -> LoadedRun:

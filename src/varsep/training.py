@@ -37,7 +37,7 @@ class ForecastTask(L.LightningModule):
     """
 
     def __init__(self, config: dict[str, Any], spec: dict[str, Any], default_encoder: str = "mlp",
-                 default_decoder: str = "mlp") -> None:
+                 default_decoder: str = "mlp", transform: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.run_config: RunConfig = config_from_dict(config)

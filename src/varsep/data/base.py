@@ -119,6 +119,9 @@ class SequenceDataset(abc.ABC):
     # The observation shape of the real data (C, H, W) or (m,), so configs can be checked and their models
     # built without the data files (tests, `varsep fit --dry-run`).
     nominal_frame_shape: tuple[int, ...] = ()
+    # Whether observations lie on [0, 1]: PSNR and SSIM then use data range 1 on the model's scale; other
+    # data (SST's standardised values) are rescaled first (varsep.scores).
+    unit_interval: bool = True
 
     def __init__(self, config: DataConfig) -> None:
         self.config = config
@@ -148,6 +151,13 @@ class SequenceDataset(abc.ABC):
     @abc.abstractmethod
     def test_windows(self, horizon: int) -> WindowSet:
         """Every test window of cond_frames + horizon frames."""
+
+    def value_transform(self) -> dict | None:
+        """How raw values (as in the data files) map to model values, for `varsep predict`: a plain mapping
+        ``{"kind": "affine", "offset": [...], "scale": [...], "axis": -3}`` meaning model = (raw − offset) /
+        scale per channel (axis of the channel in (..., *frame)), or None when the files hold model values
+        already (or the map depends on more than the values, like SST's calendar)."""
+        return None
 
     def physical(self, frames: np.ndarray, windows: WindowSet, indices: np.ndarray, offset: int) -> np.ndarray | None:
         """Frames in physical units (e.g. °C for SST), or None where the data have none.

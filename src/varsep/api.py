@@ -1,0 +1,137 @@
+"""The forecasting API: ``varsep.load(run_dir)`` → a :class:`Forecaster`.
+
+    >>> import varsep
+    >>> model = varsep.load("runs/waveeq")            # best checkpoint of a run folder (or a .ckpt path)
+    >>> future = model.forecast(cond, horizon=40)      # cond: (B, τ+1, *frame) or (τ+1, *frame)
+    >>> halfway = model.forecast(cond, times=[0.5, 1, 1.5], method="dopri5")
+    >>> S, T0 = model.encode(cond)
+    >>> frames = model.decode(S, T)                    # T: (B, n, p) codes → (B, n, *frame)
+
+Inputs may be NumPy arrays or tensors and come back as the same kind. Values are in the model's space
+(what the data set feeds the model); :meth:`Forecaster.to_model` / :meth:`Forecaster.from_model` convert
+raw values when the run recorded a value transform (see ``varsep predict``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from varsep.model import Content
+from varsep.run import LoadedRun, find_checkpoint, load_checkpoint
+
+
+class Forecaster:
+    """A trained separable forecaster with input checks, in evaluation mode, without gradients."""
+
+    def __init__(self, run: LoadedRun) -> None:
+        self.run = run
+        self.model = run.model.eval()
+        self.config = run.config
+        self.spec = run.spec
+        self.transform: dict[str, Any] | None = run.transform
+
+    @property
+    def cond_frames(self) -> int:
+        """How many observations the model conditions on (τ+1)."""
+        return self.spec.cond_frames
+
+    @property
+    def frame_shape(self) -> tuple[int, ...]:
+        return tuple(self.spec.frame_shape)
+
+    # ------------------------------------------------------------------------------------------ public
+    def forecast(self, cond: Any, horizon: int | None = None, *, times: Sequence[float] | Any = None,
+                 method: str = "residual", **solver: Any) -> Any:
+        """Frames after the conditioning window: ``horizon`` frames, or frames at ``times`` (see
+        :meth:`varsep.model.SeparableForecaster.forecast`). (B, n, *frame), or (n, *frame) for one window."""
+        window, single, as_numpy = self._window(cond)
+        if horizon is not None and horizon < 1:
+            raise ValueError(f"horizon must be ≥ 1, got {horizon}")
+        with torch.inference_mode():
+            out = self.model.forecast(window, horizon, times=None if times is None else torch.as_tensor(times),
+                                      method=method, **solver)
+        return self._out(out, single, as_numpy)
+
+    def encode(self, cond: Any) -> tuple[Content | None, Any]:
+        """(S, T_t0) of conditioning windows; S is a :class:`Content` (code and skip maps) or None."""
+        window, single, as_numpy = self._window(cond)
+        with torch.inference_mode():
+            content, t0 = self.model.encode(window)
+        return content, self._out(t0, single, as_numpy)
+
+    def decode(self, content: Content | None, codes: Any) -> Any:
+        """Frames (B, n, *frame) from S and codes T (B, n, …)."""
+        as_numpy = isinstance(codes, np.ndarray)
+        codes = torch.as_tensor(codes, dtype=torch.float32)
+        with torch.inference_mode():
+            out = self.model.decode(content, codes)
+        return out.numpy() if as_numpy else out
+
+    def to_model(self, values: np.ndarray) -> np.ndarray:
+        """Raw values (as in the data files) → the model's value space."""
+        return apply_transform(self.transform, values, inverse=False)
+
+    def from_model(self, values: np.ndarray) -> np.ndarray:
+        """Model values → raw values (as in the data files)."""
+        return apply_transform(self.transform, values, inverse=True)
+
+    # ---------------------------------------------------------------------------------------- checks
+    def _window(self, cond: Any) -> tuple[torch.Tensor, bool, bool]:
+        as_numpy = isinstance(cond, np.ndarray)
+        x = torch.as_tensor(np.asarray(cond) if not isinstance(cond, torch.Tensor) else cond)
+        x = x.float()
+        frame = self.frame_shape
+        if tuple(x.shape[-len(frame):]) != frame or x.dim() not in (len(frame) + 1, len(frame) + 2):
+            raise ValueError(f"expected conditioning frames of shape (B, {self.cond_frames}, "
+                             f"{', '.join(map(str, frame))}) or ({self.cond_frames}, {', '.join(map(str, frame))}),"
+                             f" got {tuple(x.shape)}")
+        single = x.dim() == len(frame) + 1
+        if single:
+            x = x.unsqueeze(0)
+        span = self.model.cond_span
+        if x.shape[1] < span:
+            raise ValueError(f"the model conditions on {self.cond_frames} frames (spanning {span}), got "
+                             f"{x.shape[1]}")
+        if not torch.isfinite(x).all():
+            bad = torch.nonzero(~torch.isfinite(x.flatten(2)).all(-1))[0].tolist()
+            raise ValueError(f"the conditioning frames hold NaN or Inf (sequence {bad[0]}, frame {bad[1]})")
+        x = x[:, x.shape[1] - span:][:, ::self.model.time_stride]  # the last conditioning window
+        return x, single, as_numpy
+
+    @staticmethod
+    def _out(x: torch.Tensor, single: bool, as_numpy: bool) -> Any:
+        x = x[0] if single else x
+        return x.numpy() if as_numpy else x
+
+
+def apply_transform(transform: dict[str, Any] | None, values: np.ndarray, *, inverse: bool) -> np.ndarray:
+    """Per-channel affine maps model = (raw − offset) / scale (and back); None is the identity.
+
+    ``values`` is (..., *frame): the channel axis is the first axis of the frame (axis −3 for frames
+    (C, H, W), the last axis for vectors, whose "channels" are their entries).
+    """
+    if transform is None:
+        return values
+    if transform.get("kind") != "affine":
+        raise ValueError(f"unknown value transform {transform.get('kind')!r}")
+    offset = np.asarray(transform["offset"], dtype=np.float64)
+    scale = np.asarray(transform["scale"], dtype=np.float64)
+    axis = transform.get("axis", -3)
+    shape = [1] * values.ndim
+    if offset.size > 1:
+        shape[axis] = offset.size
+    offset, scale = offset.reshape(shape), scale.reshape(shape)
+    out = values * scale + offset if inverse else (values - offset) / scale
+    return out.astype(np.float32)
+
+
+def load(run_dir_or_checkpoint: str | Path, which: str = "best") -> Forecaster:
+    """Load a trained model from a run folder (``best`` or ``last`` checkpoint) or a ``.ckpt`` file."""
+    path = Path(run_dir_or_checkpoint)
+    checkpoint = path if path.is_file() else find_checkpoint(path, which)
+    return Forecaster(load_checkpoint(checkpoint))
