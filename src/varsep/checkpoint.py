@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import tempfile
@@ -34,10 +35,8 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as err:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         if isinstance(err, OSError) and err.errno is not None and err.errno in (28, 122):  # ENOSPC, EDQUOT
             raise CheckpointError(f"no space left to write checkpoint {path}; the previous checkpoint "
                                   f"is intact. Free some disk space and resume with --resume") from err

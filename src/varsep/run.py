@@ -113,8 +113,11 @@ def fit(config: RunConfig, run_dir: str | Path, *, resume: bool = False, overwri
     # size have no default and raise a ConfigError that says what to set).
     task = ForecastTask(config.to_dict(), asdict(dataset.spec), config.model.encoder or dataset.default_encoder,
                         config.model.decoder or dataset.default_decoder, dataset.value_transform())
-    if config.trainer.compile:
-        task.model.compile()
+    if config.trainer.compile:  # the loss calls the sub-networks, not the model's forward: compile those
+        for net in (task.model.content_encoder, task.model.dynamic_encoder, task.model.decoder,
+                    *getattr(task.model.dynamics, "blocks", [task.model.dynamics])):
+            if net is not None:
+                net.compile()
     datamodule = SequenceDataModule(dataset, config, task.ae_choices, task.keep)
     resume_step = int(safe_torch_load(ckpt).get("global_step", 0)) if ckpt is not None else None
     trainer = build_trainer(config, run_dir, progress=progress, extra_callbacks=callbacks, resume_step=resume_step)

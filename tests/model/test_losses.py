@@ -56,7 +56,7 @@ def test_loss_terms_equal_an_explicit_computation(reconstruct_cond, combine):
     s_last = model.content_encoder(frames[:, length - cond:])
     t = model.dynamic_encoder(frames[:, :cond])
     preds, codes = [], t
-    for k in range(first, length):  # one residual step (K blocks) per frame after the first
+    for _ in range(first, length):  # one residual step (K blocks) per frame after the first
         z = s * codes if combine == "mul" else torch.cat([s, codes], 1)
         preds.append(model.decoder(z))
         for g in model.dynamics.blocks:

@@ -33,9 +33,7 @@ def build_model(cfg: ModelConfig, spec: DataSpec, *, default_encoder: str = "mlp
     make_encoder = ENCODERS.get(encoder_family)
     content_encoder = make_encoder(spec, s_dim, cfg, skips=cfg.skips) if s_dim is not None else None
     dynamic_encoder = make_encoder(spec, t_dim, cfg, skips=False)
-    if s_dim is None:
-        latent = t_dim
-    elif cfg.combine == "mul":
+    if s_dim is None or cfg.combine == "mul":
         latent = t_dim
     else:
         latent = s_dim + t_dim
