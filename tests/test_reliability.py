@@ -245,3 +245,14 @@ def test_resumed_run_keeps_its_log(tmp_path, tiny_config):
     with open(tmp_path / "run" / "logs" / "metrics.csv") as f:
         rows = [r for r in csv.DictReader(f) if r.get("train/loss")]
     assert [int(r["step"]) for r in rows] == list(range(10))  # every step once, before and after the resume
+
+
+def test_weights_only_snapshots_load_like_checkpoints(tmp_path, tiny_config):
+    fit(tiny_config(trainer__max_epochs=2, trainer__snapshot_every_n_epochs=1), tmp_path / "run")
+    snaps = sorted((tmp_path / "run" / "checkpoints" / "snapshots").glob("*.ckpt"))
+    assert [p.name for p in snaps] == ["epoch-0001.ckpt", "epoch-0002.ckpt"]
+    first, last = load_checkpoint(snaps[0]), load_checkpoint(snaps[1])
+    assert (first.step, last.step) == (5, 10)
+    assert "optimizer_states" not in safe_torch_load(snaps[1])
+    final = load(tmp_path / "run", "last").model.state_dict()
+    assert all(torch.equal(v, final[k]) for k, v in last.model.state_dict().items())

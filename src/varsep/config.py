@@ -146,6 +146,7 @@ class TrainerConfig:
     threads: int | None = None  # intra-op threads; None: all cores of this process
     val_every_n_epochs: int = 10
     checkpoint_every_n_steps: int = 50  # also at every epoch end; resume restarts from the latest
+    snapshot_every_n_epochs: int | None = None  # keep weights-only snapshots (for curves of a metric over training)
     log_every_n_steps: int = 10
     progress_bar: bool = True
     compile: bool = False  # torch.compile the model (benchmarked in docs/performance.md)
@@ -155,6 +156,8 @@ class TrainerConfig:
                   "log_every_n_steps")
         if self.threads is not None:
             _positive(self, "threads")
+        if self.snapshot_every_n_epochs is not None:
+            _positive(self, "snapshot_every_n_epochs")
         if self.max_time_minutes is not None and self.max_time_minutes <= 0:
             raise ConfigError(f"trainer.max_time_minutes must be > 0, got {self.max_time_minutes}")
         if self.max_steps == 0 or self.max_steps < -1:

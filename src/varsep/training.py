@@ -226,6 +226,20 @@ class LastCheckpoint(Callback):
                   f"varsep fit --resume --run-dir {self.path.parent.parent}")
 
 
+class Snapshots(Callback):
+    """Weights-only snapshots ``checkpoints/snapshots/epoch-NNNN.ckpt`` every n epochs (model + config, no
+    optimiser state: a third of a full checkpoint), to score a run at several points of its training."""
+
+    def __init__(self, folder: Path, every_n_epochs: int) -> None:
+        self.folder = folder
+        self.every = every_n_epochs
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch = trainer.current_epoch + 1
+        if epoch % self.every == 0:
+            trainer.save_checkpoint(self.folder / f"epoch-{epoch:04d}.ckpt", weights_only=True)
+
+
 def build_trainer(config: RunConfig, run_dir: Path, *, progress: bool | None = None,
                   extra_callbacks: list[Callback] | None = None, resume_step: int | None = None) -> L.Trainer:
     """A Trainer writing checkpoints, CSV and TensorBoard logs under ``run_dir``.
@@ -239,6 +253,8 @@ def build_trainer(config: RunConfig, run_dir: Path, *, progress: bool | None = N
     show_progress = tc.progress_bar if progress is None else progress
     callbacks: list[Callback] = [LastCheckpoint(ckpt_dir / "last.ckpt", tc.checkpoint_every_n_steps), best,
                                  ThreadSettings(tc.threads)]
+    if tc.snapshot_every_n_epochs:
+        callbacks.append(Snapshots(ckpt_dir / "snapshots", tc.snapshot_every_n_epochs))
     if show_progress:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
     callbacks += extra_callbacks or []
