@@ -34,7 +34,8 @@ def main() -> None:
         start = time.perf_counter()
         fit(config, run_dir, overwrite=True, progress=False)
         seconds = time.perf_counter() - start
-        report = evaluate(load(run_dir, "last"), out_dir=None, limit=args.limit, progress=False, figures=False)
+        report = evaluate(load(run_dir, "last"), out_dir=None, limit=args.limit, progress=False,
+                          figures=False, swap=False)
         r = report["horizons"]["40"]
         results[precision] = {"train_seconds": seconds, "mse_mean": r["mse_mean"], "mse_at_40": r["mse"][-1]}
     results["bf16_over_fp32_mse"] = results["bf16"]["mse_mean"] / results["32"]["mse_mean"]

@@ -39,16 +39,69 @@ def _evaluate(args: argparse.Namespace, extra: list[str]) -> None:
     data_config = resume_config(args.run_dir, overrides).data if overrides else run.config.data
     out = Path(args.out) if args.out else Path(args.run_dir) / "eval"
     report = evaluate(run, build_dataset(data_config), out_dir=out, batch_size=args.batch_size,
-                      limit=args.limit, precision=args.precision, progress=not args.quiet)
+                      limit=args.limit, precision=args.precision, progress=not args.quiet,
+                      figures=not args.no_figures, swap=not args.no_swap, device=args.device,
+                      label=Path(args.run_dir).name)
     for line in summary_lines(report):
         print(line)
-    print(f"metrics and figures in {out}")
+    print(f"metrics.json, results.md and figures in {out}")
+
+
+def _ablate(args: argparse.Namespace, extra: list[str]) -> None:
+    from varsep.ablation import ablate, parse_variants
+    from varsep.config import load_config, parse_override_args
+
+    config = load_config(args.config, parse_override_args(extra))
+    root = args.run_root or Path("runs") / f"ablation-{Path(args.config).stem}"
+    print(f"ablation folder: {root}")
+    summary = ablate(config, root, variants=parse_variants(args.variants), budget_steps=args.budget_steps,
+                     batch_size=args.batch_size, limit=args.limit, precision=args.precision,
+                     device=args.device, figures=not args.no_figures, progress=not args.quiet)
+    print()
+    print(summary["markdown"])
+    print(f"table: {Path(root) / 'ablation.md'} and {Path(root) / 'ablation.json'}")
+
+
+def _report(args: argparse.Namespace) -> None:
+    import json
+
+    from varsep.reports import compare_runs
+
+    labels = [t.strip() for t in args.labels.split(",")] if args.labels else None
+    text, summary = compare_runs(args.run_dirs, labels)
+    print(text)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    out.with_suffix(".json").write_text(json.dumps(summary, indent=1))
+    print(f"written to {out} and {out.with_suffix('.json')}")
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from varsep.predict import predict
+
+    try:
+        times = [float(t) for t in args.times.split(",")] if args.times else None
+        out = predict(args.run_dir, args.input, args.out, horizon=args.horizon, times=times, method=args.method,
+                      checkpoint=args.checkpoint, variable=args.variable, figure=not args.no_figure)
+    except ValueError as err:  # bad times, solver names, horizons: the user's input, not a bug
+        raise VarsepError(str(err)) from None
+    print(f"wrote {out}" + ("" if args.no_figure else f" and {out.with_suffix('.png')}"))
 
 
 def _demo(args: argparse.Namespace) -> None:
     from varsep.demo import run_demo
 
     run_demo(Path(args.out), minutes=args.minutes, overwrite=args.overwrite, progress=not args.quiet)
+
+
+def _add_scoring_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--limit", type=int, help="score only the first N test windows of each horizon")
+    p.add_argument("--precision", choices=["32", "bf16"], default="32", help="evaluation precision")
+    p.add_argument("--device", default="cpu", help="evaluation device: cpu (default), cuda, or auto")
+    p.add_argument("--no-figures", action="store_true", help="metrics and tables only")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,14 +132,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="delete an existing run folder first")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    p = sub.add_parser("evaluate", help="score a run on its test set; writes RUN_DIR/eval")
+    p = sub.add_parser("evaluate", help="score a run on its test set; writes RUN_DIR/eval",
+                       epilog="any data setting can follow, e.g. --data.test_file data/mmnist_test.npy")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--checkpoint", default="best", help="best (default), last, or a .ckpt path")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--limit", type=int, help="score only the first N test windows of each horizon")
-    p.add_argument("--precision", choices=["32", "bf16"], default="32")
+    _add_scoring_arguments(p)
+    p.add_argument("--no-swap", action="store_true", help="skip the content-swap protocol")
     p.add_argument("--out", help="output folder (default: RUN_DIR/eval)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("ablate", help="train and evaluate the ablations of Table 4; one comparison table",
+                       epilog="example: varsep ablate -c configs/mmnist.yaml --budget-steps 20000; any "
+                              "setting can follow as --section.key value (applied to every variant)")
+    p.add_argument("-c", "--config", required=True, help="YAML file, or a packaged config name")
+    p.add_argument("--budget-steps", type=int,
+                   help="optimiser steps per variant (default: the config's schedule)")
+    p.add_argument("--run-root", type=Path,
+                   help="folder of the variants' runs (default: runs/ablation-<config>)")
+    p.add_argument("--variants", help="comma-separated subset of: full, without_s, lambda_ae_0, lambda_s_0, "
+                                      "lambda_t_0, gru (default: all)")
+    _add_scoring_arguments(p)
+
+    p = sub.add_parser("report", help="put the evaluations of several runs side by side (Markdown)")
+    p.add_argument("run_dirs", nargs="+", type=Path,
+                   help="run folders (or eval folders, or metrics.json files)")
+    p.add_argument("--labels", help="comma-separated row names (default: the folder names)")
+    p.add_argument("--out", default="report.md", help="Markdown file to write (default: report.md; the JSON "
+                                                     "summary goes beside it)")
+
+    p = sub.add_parser("predict", help="forecast from a file of observations (.npy/.npz/.nc/.zarr)",
+                       epilog="example: varsep predict runs/waveeq --input last_frames.npy --horizon 40 "
+                              "--out forecast.npy")
+    p.add_argument("run_dir", type=Path, help="a run folder (or a .ckpt file)")
+    p.add_argument("--input", required=True, help="observations before the forecast: (time, *frame) or "
+                                                  "(sequence, time, *frame); the last τ+1 are used")
+    p.add_argument("--out", required=True, help="forecast file: .npy, or .nc (NetCDF matching the input)")
+    when = p.add_mutually_exclusive_group(required=True)
+    when.add_argument("--horizon", type=int, help="forecast the next N frames")
+    when.add_argument("--times", help="forecast at these times after the last frame, e.g. 0.5,1,2.5")
+    p.add_argument("--method", default="residual", help="ODE solver: residual (the paper's), euler, rk4, dopri5, …")
+    p.add_argument("--checkpoint", default="best", help="best (default), last, or a .ckpt path")
+    p.add_argument("--variable", help="the array of an .npz, or the variable of a NetCDF/Zarr input")
+    p.add_argument("--no-figure", action="store_true", help="do not draw the PNG next to the output")
 
     p = sub.add_parser("demo", help="generate a small WaveEq set, train a few minutes, evaluate")
     p.add_argument("--out", default="runs/demo", help="folder for data and run (default: runs/demo)")
@@ -107,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    if extra and args.command not in ("fit", "evaluate"):
+    if extra and args.command not in ("fit", "evaluate", "ablate"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         if args.command in ("generate", "prepare"):
@@ -116,6 +202,12 @@ def main(argv: list[str] | None = None) -> int:
             _fit(args, extra)
         elif args.command == "evaluate":
             _evaluate(args, extra)
+        elif args.command == "ablate":
+            _ablate(args, extra)
+        elif args.command == "report":
+            _report(args)
+        elif args.command == "predict":
+            _predict(args)
         elif args.command == "demo":
             _demo(args)
     except VarsepError as err:

@@ -1,16 +1,27 @@
 """Evaluation protocols: forecast every test window, score every predicted frame, write a report.
 
-For each test horizon h, every test window of τ+1+h frames is forecast from its τ+1 conditioning frames,
-and MSE (and, for frames, PSNR and SSIM) are computed per predicted frame, then averaged over windows for
-each horizon step 1…h. "Repeat the last conditioning frame" is scored alongside as a baseline.
+For each test horizon h, every test window (its conditioning window, then h frames) is forecast from its
+τ+1 conditioning frames and every predicted frame is scored (definitions: :mod:`varsep.scores`); values
+are averaged over windows for each step 1…h (per-horizon curves) and over the horizon (``<metric>_mean``,
+the numbers of the paper's tables). "Repeat the last conditioning frame" is scored alongside as a
+baseline. For models with a content code, the content swap is scored too (:mod:`varsep.swap`).
+
+``evaluate(loaded, dataset, out_dir=…)`` writes into ``out_dir``:
+  metrics.json           every curve and mean, with the definition of each metric
+  results.md             the paper-style table of this run (varsep.reports)
+  forecast_t<h>.png      ground truth / forecast / scaled difference of one window (paper Fig. 5, 6)
+  forecast_t<h>.gif      the same window animated: ground truth left, forecast right
+  swap_t<h>.png          content swap of that window: content source, swap forecast, its ground truth
+                         when known, scaled difference swap − forecast (paper Fig. 2 swap row, 3, 7)
+  mse_t<h>.png, psnr_t<h>.png, ssim_t<h>.png   per-step curves: model, repeat-last-frame, swap
+  fusion.png             content of row r (first column) with dynamics of column c (first row), at the
+                         last step of the first horizon (paper Fig. 4, 11)
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,114 +29,180 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from varsep import metrics
 from varsep.data import build_dataset
 from varsep.data.base import SequenceDataset, WindowSet
 from varsep.errors import DataError
 from varsep.model import SeparableForecaster
 from varsep.run import LoadedRun
+from varsep.scores import CurveAccumulator, FrameScorer, headline_mse
+from varsep.swap import SwapScorer, partners, swap_forecast, swap_truths
+
+__all__ = ["CurveAccumulator", "check_compatible", "evaluate", "headline_mse", "score_horizon",
+           "summary_lines"]
 
 
-@dataclass
-class CurveAccumulator:
-    """Running sums of per-step metric values over windows."""
-
-    horizon: int
-    sums: dict[str, np.ndarray] = field(default_factory=dict)
-    count: int = 0
-
-    def add(self, name: str, values: torch.Tensor) -> None:
-        """``values`` (windows, horizon) of one batch."""
-        total = values.double().sum(0).cpu().numpy()
-        self.sums[name] = self.sums.get(name, 0) + total
-
-    def curves(self) -> dict[str, list[float]]:
-        return {k: (v / max(self.count, 1)).tolist() for k, v in self.sums.items()}
-
-
-def autocast(precision: str) -> contextlib.AbstractContextManager:
+def autocast(precision: str, device: str | torch.device = "cpu") -> contextlib.AbstractContextManager:
     if precision == "bf16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
+        return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
-def iterate_forecasts(model: SeparableForecaster, windows: WindowSet, horizon: int, *, batch_size: int,
-                      limit: int | None = None, precision: str = "32", progress: bool = True,
-                      desc: str = "forecast") -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
-    """Yield (window indices, targets (b, h, *frame), forecasts (b, h, *frame)) batch by batch."""
+def resolve_device(device: str | None) -> torch.device:
+    """``auto`` (or None) → CUDA when available, else CPU."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def score_horizon(model: SeparableForecaster, windows: WindowSet, horizon: int, *,
+                  dataset: SequenceDataset | None = None, batch_size: int = 64, limit: int | None = None,
+                  precision: str = "32", progress: bool = True, keep: int = 1, swap: bool = True,
+                  device: str | torch.device = "cpu") -> tuple[dict[str, Any], dict[str, Any]]:
+    """Per-step metric curves for one horizon (and the swap's), and ``keep`` example windows for figures."""
+    scorer = FrameScorer.build(dataset, windows, model.cond_frames, stride=model.time_stride)
+    acc = CurveAccumulator(horizon)
+    can_swap = swap and model.uses_content and len(windows) >= 2
+    swapper = SwapScorer(scorer, dataset, horizon) if can_swap else None
+    examples: dict[str, list] = {"index": [], "frames": [], "forecast": [], "swap": [], "content": []}
     n = len(windows) if limit is None else min(limit, len(windows))
-    cond = model.cond_frames
-    with torch.inference_mode(), tqdm(total=n, desc=desc, unit="win", disable=not progress) as bar:
+    with torch.inference_mode(), tqdm(total=n, desc=f"t+{horizon}", unit="win", disable=not progress) as bar:
         for lo in range(0, n, batch_size):
             idx = np.arange(lo, min(lo + batch_size, n))
-            frames = torch.from_numpy(windows.take(idx))
-            with autocast(precision):
-                pred = model.forecast(frames[:, :cond], horizon)
-            yield idx, frames, pred.float()
-            bar.update(len(idx))
-
-
-def score_horizon(model: SeparableForecaster, windows: WindowSet, horizon: int, *, batch_size: int = 64,
-                  limit: int | None = None, precision: str = "32", progress: bool = True,
-                  keep: int = 1) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Per-step metric curves for one horizon, and ``keep`` example windows for figures."""
-    cond = model.cond_frames
-    acc = CurveAccumulator(horizon)
-    examples: dict[str, list[np.ndarray]] = {"frames": [], "forecast": [], "index": []}
-    is_frame = len(windows.take(np.array([0])).shape) == 5
-    frame_dims = 3 if is_frame else 1
-    for idx, frames, pred in iterate_forecasts(model, windows, horizon, batch_size=batch_size, limit=limit,
-                                               precision=precision, progress=progress, desc=f"t+{horizon}"):
-        target = frames[:, cond:]
-        last = frames[:, cond - 1:cond].expand_as(target)
-        acc.add("mse", metrics.mse(pred, target, frame_dims=frame_dims))
-        acc.add("psnr", metrics.psnr(pred, target, frame_dims=frame_dims))
-        acc.add("baseline_mse", metrics.mse(last, target, frame_dims=frame_dims))
-        if is_frame and min(target.shape[-2:]) >= 11:
-            acc.add("ssim", metrics.ssim(pred, target))
-        acc.count += len(idx)
-        if len(examples["index"]) < keep:
-            take = slice(0, keep - len(examples["index"]))
-            examples["frames"].extend(frames[take].numpy())
-            examples["forecast"].extend(pred[take].numpy())
+            frames = torch.from_numpy(windows.take(idx)).to(device)
+            with autocast(precision, device):
+                pred = model.forecast(scorer.split(frames)[0], horizon).float()
+            acc.add_all(scorer.score(idx, frames, pred), len(idx))
+            swapped = content = None
+            if swapper is not None:
+                content = torch.from_numpy(windows.take(swapper.content_indices(idx))).to(device)
+                with autocast(precision, device):
+                    swapped = swap_forecast(model, scorer.split(frames)[0], scorer.split(content)[0],
+                                            horizon).float()
+                swapper.add(idx, frames, pred, swapped)
+            take = slice(0, max(0, keep - len(examples["index"])))
             examples["index"].extend(idx[take])
-    curves = acc.curves()
-    result: dict[str, Any] = {"windows": acc.count}
-    for name, curve in curves.items():
-        result[name] = curve
-        result[f"{name}_mean"] = float(np.mean(curve))
-    return result, {k: np.stack(v) if v else np.zeros(0) for k, v in examples.items()}
+            examples["frames"].extend(frames[take].cpu().numpy())
+            examples["forecast"].extend(pred[take].cpu().numpy())
+            if swapped is not None and content is not None:
+                examples["swap"].extend(swapped[take].cpu().numpy())
+                examples["content"].extend(content[take].cpu().numpy())
+            bar.update(len(idx))
+    result: dict[str, Any] = acc.result()
+    result["definitions"] = scorer.definitions
+    if swapper is not None:
+        result["swap"] = swapper.result()
+    return result, examples
 
 
 def evaluate(loaded: LoadedRun, dataset: SequenceDataset | None = None, *, out_dir: str | Path | None = None,
              batch_size: int = 64, limit: int | None = None, precision: str = "32", progress: bool = True,
-             figures: bool = True) -> dict[str, Any]:
-    """Score a loaded run on every test horizon of its data set; write metrics.json and figures."""
-    from varsep import plots
-
+             figures: bool = True, swap: bool = True, device: str | None = "cpu",
+             label: str | None = None) -> dict[str, Any]:
+    """Score a loaded run on every test horizon of its data set; write metrics.json, results.md, figures."""
     dataset = dataset or build_dataset(loaded.config.data)
     check_compatible(loaded, dataset)
-    report: dict[str, Any] = {"checkpoint": str(loaded.checkpoint), "step": loaded.step,
-                              "data": loaded.config.data.name, "precision": precision, "horizons": {}}
+    dev = resolve_device(device)
+    model = loaded.model.to(dev).eval()
+    report: dict[str, Any] = {
+        "label": label or _run_label(loaded), "checkpoint": str(loaded.checkpoint), "step": loaded.step,
+        "data": loaded.config.data.name, "precision": precision, "limit": limit,
+        "content": model.uses_content, "horizons": {}, "figures": []}
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-    for horizon in loaded.config.data.test_horizons:
+    for number, horizon in enumerate(loaded.config.data.test_horizons):
         windows = dataset.test_windows(horizon)
-        result, examples = score_horizon(loaded.model, windows, horizon, batch_size=batch_size, limit=limit,
-                                         precision=precision, progress=progress)
+        if len(windows) == 0:
+            raise DataError(f"the test set of {loaded.config.data.name} has no window of "
+                            f"{model.cond_frames} + {horizon} frames")
+        result, examples = score_horizon(model, windows, horizon, dataset=dataset, batch_size=batch_size,
+                                         limit=limit, precision=precision, progress=progress, swap=swap,
+                                         device=dev)
+        report["definitions"] = result.pop("definitions")
         report["horizons"][str(horizon)] = result
-        if out is not None and figures and len(examples["index"]):
-            cond = loaded.model.cond_frames
-            label = windows.describe(int(examples["index"][0]))
-            plots.forecast_strip(examples["frames"][0], examples["forecast"][0], cond,
-                                 out / f"forecast_t{horizon}.png", title=label)
-            plots.forecast_gif(examples["frames"][0], examples["forecast"][0], cond, out / f"forecast_t{horizon}.gif")
-            plots.metric_curves({"model": result["mse"], "repeat last frame": result["baseline_mse"]},
-                                out / f"mse_t{horizon}.png", ylabel="MSE", log=True)
+        if out is not None and figures and examples["index"]:
+            report["figures"] += _figures(out, model, dataset, windows, horizon, result, examples,
+                                          fusion=number == 0, precision=precision, device=dev)
     if out is not None:
+        from varsep.reports import run_table
+
         (out / "metrics.json").write_text(json.dumps(report, indent=1))
+        (out / "results.md").write_text(run_table([report]))
     return report
+
+
+def _run_label(loaded: LoadedRun) -> str:
+    path = Path(loaded.checkpoint)
+    return path.parent.parent.name if path.parent.name == "checkpoints" else path.stem
+
+
+def _figures(out: Path, model: SeparableForecaster, dataset: SequenceDataset, windows: WindowSet,
+             horizon: int, result: dict[str, Any], examples: dict[str, list], *, fusion: bool,
+             precision: str, device: torch.device) -> list[str]:
+    from varsep import plots
+
+    cond = model.cond_span  # targets start after the conditioning window's span
+    index = int(examples["index"][0])
+    frames, forecast = examples["frames"][0], examples["forecast"][0]
+    unit = bool(getattr(dataset, "unit_interval", True))
+    title = windows.describe(index)
+    made = [plots.forecast_strip(frames, forecast, cond, out / f"forecast_t{horizon}.png", title=title,
+                                 unit_interval=unit),
+            plots.forecast_gif(frames, forecast, cond, out / f"forecast_t{horizon}.gif", unit_interval=unit)]
+    swap = result.get("swap")
+    if examples["swap"] and swap is not None:
+        partner = int(partners(len(windows))[index])
+        truths = swap_truths(dataset, windows, np.array([partner]), np.array([index]))
+        truth = None if truths is None else _closest(truths[:, 0, cond:], examples["swap"][0])
+        made.append(plots.swap_strip(frames[cond:], examples["content"][0][cond:], forecast,
+                                     examples["swap"][0], out / f"swap_t{horizon}.png", truth=truth,
+                                     unit_interval=unit,
+                                     title=f"dynamics: {title}; content: {windows.describe(partner)}"))
+    mse_key = headline_mse(result)
+    for key, ylabel, log in ((mse_key, _mse_label(mse_key), True), ("psnr", "PSNR (dB)", False),
+                             ("ssim", "SSIM", False)):
+        if key not in result:
+            continue
+        curves = {"model": result[key], "repeat last frame": result[f"baseline_{key}"]}
+        if swap is not None and key in swap:
+            curves["content swap"] = swap[key]
+        name = "mse" if key.startswith("mse") else key
+        made.append(plots.metric_curves(curves, out / f"{name}_t{horizon}.png", ylabel=ylabel, log=log,
+                                        title=f"{result['windows']} test windows"))
+    if fusion and model.uses_content and len(np.asarray(frames).shape) == 4 and len(windows) >= 2:
+        made.append(_fusion(out / "fusion.png", model, windows, horizon, unit, precision, device))
+    return [str(p.name) for p in made if p is not None]
+
+
+def _closest(truths: np.ndarray, forecast: np.ndarray) -> np.ndarray:
+    errors = [float(np.mean((t - forecast) ** 2)) for t in truths]
+    return truths[int(np.argmin(errors))]
+
+
+def _mse_label(key: str) -> str:
+    return {"mse_paper": "MSE × paper scale", "mse_physical": "MSE (physical units²)",
+            "mse_paper_compatible": "MSE (paper-compatible, physical units²)"}.get(key, "MSE")
+
+
+def _fusion(path: Path, model: SeparableForecaster, windows: WindowSet, horizon: int, unit: bool,
+            precision: str, device: torch.device, size: int = 4) -> Path:
+    """Grid of forecasts: S from window rows[r], T from window cols[c], frame t+horizon (paper Fig. 4)."""
+    from varsep import plots
+
+    n = len(windows)
+    picks = np.unique(np.linspace(0, n - 1, min(2 * size, n)).round().astype(np.int64))
+    rows, cols = picks[0::2], picks[1::2]
+    row_frames = torch.from_numpy(windows.take(rows)).to(device)
+    col_frames = torch.from_numpy(windows.take(cols)).to(device)
+    row_cond, col_cond = model.split_window(row_frames)[0], model.split_window(col_frames)[0]
+    r = np.repeat(np.arange(len(rows)), len(cols))
+    c = np.tile(np.arange(len(cols)), len(rows))
+    with torch.inference_mode(), autocast(precision, device):
+        fused = swap_forecast(model, col_cond[c], row_cond[r], horizon).float()
+    grid = fused[:, -1].cpu().numpy().reshape(len(rows), len(cols), *fused.shape[2:])
+    return plots.fusion_grid(row_cond[:, -1].cpu().numpy(), col_frames[:, -1].cpu().numpy(), grid, path,
+                             unit_interval=unit,
+                             title=f"content (first column) × dynamics (first row), t+{horizon}")
 
 
 def check_compatible(loaded: LoadedRun, dataset: SequenceDataset) -> None:
@@ -140,12 +217,23 @@ def check_compatible(loaded: LoadedRun, dataset: SequenceDataset) -> None:
 
 
 def summary_lines(report: dict[str, Any]) -> list[str]:
-    """Human-readable lines: mean MSE per horizon against the repeat-last-frame baseline."""
+    """Human-readable lines: mean MSE per horizon against the repeat-last-frame baseline, and the swap."""
     lines = []
     for horizon, r in report["horizons"].items():
         ratio = r["baseline_mse_mean"] / r["mse_mean"] if r["mse_mean"] > 0 else float("inf")
         versus = f"{ratio:.1f}× lower" if ratio >= 1 else f"{1 / ratio:.1f}× HIGHER"
         extra = f", SSIM {r['ssim_mean']:.4f}" if "ssim_mean" in r else ""
+        key = headline_mse(r)
+        if key != "mse":
+            extra += f", {key} {r[f'{key}_mean']:.4g}"
         lines.append(f"t+{horizon}: MSE {r['mse_mean']:.3e} (repeat-last-frame {r['baseline_mse_mean']:.3e}: "
                      f"{versus}), PSNR {r['psnr_mean']:.2f} dB{extra} over {r['windows']} windows")
+        swap = r.get("swap")
+        if swap and swap.get("ground_truth"):
+            ssim = f", SSIM {swap['ssim_mean']:.4f}" if "ssim_mean" in swap else ""
+            lines.append(f"t+{horizon} content swap: PSNR {swap['psnr_mean']:.2f} dB{ssim} "
+                         f"(best of {swap['assignments']} ground truth(s) per sequence)")
+        elif swap:
+            lines.append(f"t+{horizon} content swap: forecast changes by MSE {swap['change_mse_mean']:.3e} "
+                         f"when S comes from another sequence (no ground truth for this data set)")
     return lines

@@ -1,4 +1,10 @@
-"""Figures and animations of forecasts (PNG via matplotlib, GIF via imageio)."""
+"""Figures and animations of forecasts (PNG via matplotlib, GIF via imageio).
+
+Frames are drawn on the [0, 1] scale for data in [0, 1]; other data (SST's standardised values) are drawn
+on the range of the ground truth shown. Difference rows use a diverging colour map scaled by their own
+largest absolute value (the "scaled difference" of the paper's Fig. 5 and 7), printed in the row name.
+Vector observations (WaveEq-100) are drawn as sensor × time maps.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +18,15 @@ import imageio.v3 as iio  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+Row = tuple[str, np.ndarray, str]  # (name, frames (n, *frame), "image" | "diff")
+
 
 def _as_image(frame: np.ndarray) -> np.ndarray:
     """(C, H, W) → (H, W) or (H, W, 3) for imshow."""
     if frame.shape[0] == 1:
         return frame[0]
     if frame.shape[0] == 3:
-        return np.moveaxis(frame, 0, -1).clip(0, 1)
+        return np.moveaxis(frame, 0, -1)
     return frame.mean(0)
 
 
@@ -28,73 +36,155 @@ def pick_columns(total: int, max_columns: int) -> list[int]:
     return sorted({int(round(x)) for x in np.linspace(0, total - 1, max_columns)})
 
 
-def forecast_strip(frames: np.ndarray, forecast: np.ndarray, cond: int, path: str | Path, *,
-                   title: str = "", max_columns: int = 10, rows: Mapping[str, np.ndarray] | None = None) -> Path:
-    """Ground truth, forecast and scaled difference of one window (like the paper's Fig. 6).
+def value_range(reference: np.ndarray, unit_interval: bool) -> tuple[float, float]:
+    if unit_interval:
+        return 0.0, 1.0
+    lo, hi = float(np.min(reference)), float(np.max(reference))
+    return (lo, hi) if hi > lo else (lo - 1.0, lo + 1.0)
 
-    ``frames`` is the whole window (τ+1+h, *frame); ``forecast`` its h predicted frames. Vector
-    observations are drawn as (sensor × time) maps instead of image strips. Extra ``rows`` (e.g. a content
-    swap) are drawn under the forecast.
-    """
+
+def _save(fig: plt.Figure, path: Path, title: str) -> Path:
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _show(ax: plt.Axes, frame: np.ndarray, kind: str, vrange: tuple[float, float], scale: float) -> None:
+    if kind == "diff":
+        ax.imshow(frame.mean(0), cmap="RdBu_r", vmin=-scale, vmax=scale)
+    elif frame.shape[0] == 3:
+        lo, hi = vrange
+        ax.imshow(np.clip((_as_image(frame) - lo) / (hi - lo), 0, 1))
+    else:
+        ax.imshow(_as_image(frame), cmap="gray", vmin=vrange[0], vmax=vrange[1])
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def frame_rows(rows: Sequence[Row], path: str | Path, *, steps: Sequence[int], unit_interval: bool = True,
+               title: str = "", step_offset: int = 1) -> Path:
+    """A grid: one row per (name, frames, kind), one column per index in ``steps`` (labelled t+k)."""
     path = Path(path)
+    images = [r[1] for r in rows if r[2] == "image"]
+    vrange = value_range(images[0] if images else rows[0][1], unit_interval)
+    fig, axes = plt.subplots(len(rows), len(steps), figsize=(1.2 * len(steps) + 1.3, 1.25 * len(rows) + 0.5),
+                             squeeze=False)
+    for r, (name, seq, kind) in enumerate(rows):
+        scale = float(np.abs(seq).max()) or 1.0
+        label = f"{name}\n(±{scale:.2g})" if kind == "diff" else name
+        for c, k in enumerate(steps):
+            _show(axes[r, c], seq[k], kind, vrange, scale)
+            if r == 0:
+                axes[r, c].set_title(f"t+{k + step_offset}", fontsize=8)
+            if c == 0:
+                axes[r, c].set_ylabel(label, fontsize=8)
+    return _save(fig, path, title)
+
+
+def forecast_strip(frames: np.ndarray, forecast: np.ndarray, cond: int, path: str | Path, *,
+                   title: str = "", max_columns: int = 10, rows: Mapping[str, np.ndarray] | None = None,
+                   unit_interval: bool = True) -> Path:
+    """Ground truth, forecast and scaled difference of one window (paper Fig. 5, 6).
+
+    ``frames`` is the whole window (τ+1+h, *frame); ``forecast`` its h predicted frames. Extra ``rows``
+    (name → h frames) are drawn under the forecast.
+    """
     target = frames[cond:]
     extra = dict(rows or {})
     if frames.ndim == 2:  # vectors (T, m)
-        return _vector_strip(frames, forecast, cond, path, title=title, rows=extra)
-    steps = pick_columns(len(target), max_columns)
-    diff = forecast - target
-    scale = float(np.abs(diff).max()) or 1.0
-    named = [("ground truth", target, "gray"), ("forecast", forecast, "gray")]
-    named += [(name, value, "gray") for name, value in extra.items()]
-    named.append((f"difference (±{scale:.2g})", diff, "RdBu_r"))
-    fig, axes = plt.subplots(len(named), len(steps), figsize=(1.2 * len(steps) + 1.2, 1.25 * len(named) + 0.5),
+        panels = [("ground truth", target, "image"), ("forecast", forecast, "image")]
+        panels += [(k, v, "image") for k, v in extra.items()]
+        panels.append(("difference", forecast - target, "diff"))
+        return vector_panels(panels, path, title=title, unit_interval=unit_interval)
+    named: list[Row] = [("ground truth", target, "image"), ("forecast", forecast, "image")]
+    named += [(name, value, "image") for name, value in extra.items()]
+    named.append(("difference", forecast - target, "diff"))
+    return frame_rows(named, path, steps=pick_columns(len(target), max_columns), unit_interval=unit_interval,
+                      title=title)
+
+
+def prediction_strip(history: np.ndarray, forecast: np.ndarray, times: Sequence[float], path: str | Path, *,
+                     title: str = "", max_columns: int = 8) -> Path:
+    """The last observed frames, then forecast frames at ``times`` (no ground truth: `varsep predict`)."""
+    path = Path(path)
+    past = list(range(max(0, len(history) - 4), len(history)))
+    ahead = pick_columns(len(forecast), max_columns)
+    vrange = value_range(np.concatenate([history, forecast]), unit_interval=False)
+    fig, axes = plt.subplots(1, len(past) + len(ahead), figsize=(1.2 * (len(past) + len(ahead)) + 0.5, 1.9),
                              squeeze=False)
-    for r, (name, seq, cmap) in enumerate(named):
-        for c, k in enumerate(steps):
-            ax = axes[r, c]
-            if cmap == "RdBu_r":
-                ax.imshow(_as_image(seq[k]) if seq[k].shape[0] != 3 else seq[k].mean(0), cmap=cmap,
-                          vmin=-scale, vmax=scale)
-            else:
-                ax.imshow(_as_image(seq[k]), cmap=cmap, vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(f"t+{k + 1}", fontsize=8)
-            if c == 0:
-                ax.set_ylabel(name, fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    for c, k in enumerate(past):
+        _show(axes[0, c], history[k], "image", vrange, 1.0)
+        axes[0, c].set_title("t" if k == len(history) - 1 else f"t−{len(history) - 1 - k}", fontsize=8)
+    for c, k in enumerate(ahead, start=len(past)):
+        _show(axes[0, c], forecast[k], "image", vrange, 1.0)
+        axes[0, c].set_title(f"t+{float(times[k]):g}", fontsize=8, color="tab:blue")
+    axes[0, 0].set_ylabel("observed | forecast", fontsize=8)
+    return _save(fig, path, title)
 
 
-def _vector_strip(frames: np.ndarray, forecast: np.ndarray, cond: int, path: Path, *, title: str,
-                  rows: Mapping[str, np.ndarray]) -> Path:
-    target = frames[cond:]
-    panels = [("ground truth", target.T), ("forecast", forecast.T)]
-    panels += [(k, v.T) for k, v in rows.items()]
-    panels.append(("difference", (forecast - target).T))
+def swap_strip(target: np.ndarray, content: np.ndarray, forecast: np.ndarray, swapped: np.ndarray,
+               path: str | Path, *, truth: np.ndarray | None = None, unit_interval: bool = True,
+               title: str = "", max_columns: int = 10) -> Path:
+    """Content swap of one window over its h predicted steps (paper Fig. 2 swap row, 3, 7).
+
+    Rows: the dynamic sequence's ground truth, the content source's frames, the forecast, the forecast with
+    the content source's S, the swap's ground truth (when known) and the scaled difference swap − forecast.
+    """
+    rows: list[Row] = [("dynamics (truth)", target, "image"), ("content source", content, "image"),
+                       ("forecast", forecast, "image"), ("swap", swapped, "image")]
+    if truth is not None:
+        rows.append(("swap truth", truth, "image"))
+    rows.append(("swap − forecast", swapped - forecast, "diff"))
+    if target.ndim == 2:
+        return vector_panels(rows, path, title=title, unit_interval=unit_interval)
+    return frame_rows(rows, path, steps=pick_columns(len(target), max_columns), unit_interval=unit_interval,
+                      title=title)
+
+
+def vector_panels(panels: Sequence[Row], path: str | Path, *, title: str = "",
+                  unit_interval: bool = True) -> Path:
+    """Vector observations (T, m): one sensor × step map per panel."""
+    path = Path(path)
+    vrange = value_range(panels[0][1], unit_interval)
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 1.6 * len(panels) + 0.5), squeeze=False)
-    for ax, (name, data) in zip(axes[:, 0], panels, strict=True):
-        if name == "difference":
+    for ax, (name, data, kind) in zip(axes[:, 0], panels, strict=True):
+        if kind == "diff":
             scale = float(np.abs(data).max()) or 1.0
-            im = ax.imshow(data, aspect="auto", cmap="RdBu_r", vmin=-scale, vmax=scale)
+            im = ax.imshow(data.T, aspect="auto", cmap="RdBu_r", vmin=-scale, vmax=scale)
         else:
-            im = ax.imshow(data, aspect="auto", cmap="viridis", vmin=0, vmax=1)
+            im = ax.imshow(data.T, aspect="auto", cmap="viridis", vmin=vrange[0], vmax=vrange[1])
         ax.set_ylabel(f"{name}\nsensor", fontsize=8)
         fig.colorbar(im, ax=ax, fraction=0.02)
     axes[-1, 0].set_xlabel("forecast step")
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title)
+
+
+def fusion_grid(content: np.ndarray, dynamics: np.ndarray, grid: np.ndarray, path: str | Path, *,
+                unit_interval: bool = True, title: str = "") -> Path:
+    """Paper Fig. 4: cell (r, c) = forecast with the content of row r and the dynamics of column c.
+
+    ``content`` (R, *frame): a frame of each content source (first column); ``dynamics`` (C, *frame): the
+    true frame of each dynamic source at the step shown (first row); ``grid`` (R, C, *frame).
+    """
+    path = Path(path)
+    rows, cols = grid.shape[:2]
+    vrange = value_range(np.concatenate([content, dynamics]), unit_interval)
+    fig, axes = plt.subplots(rows + 1, cols + 1, figsize=(1.2 * (cols + 1) + 0.4, 1.2 * (rows + 1) + 0.5),
+                             squeeze=False)
+    axes[0, 0].axis("off")
+    for c in range(cols):
+        _show(axes[0, c + 1], dynamics[c], "image", vrange, 1.0)
+        axes[0, c + 1].set_title(f"dynamics {c + 1}", fontsize=8)
+    for r in range(rows):
+        _show(axes[r + 1, 0], content[r], "image", vrange, 1.0)
+        axes[r + 1, 0].set_ylabel(f"content {r + 1}", fontsize=8)
+        for c in range(cols):
+            _show(axes[r + 1, c + 1], grid[r, c], "image", vrange, 1.0)
+    return _save(fig, path, title)
 
 
 def metric_curves(curves: Mapping[str, Sequence[float]], path: str | Path, *, ylabel: str,
@@ -106,34 +196,30 @@ def metric_curves(curves: Mapping[str, Sequence[float]], path: str | Path, *, yl
         ax.plot(np.arange(1, len(curve) + 1), curve, label=name, marker="." if len(curve) <= 20 else None)
     ax.set_xlabel("forecast step (t + k)")
     ax.set_ylabel(ylabel)
-    if log:
+    if log and all(v > 0 for curve in curves.values() for v in curve):
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title)
 
 
-def _to_uint8(frame: np.ndarray) -> np.ndarray:
-    img = _as_image(frame)
+def _to_uint8(frame: np.ndarray, vrange: tuple[float, float]) -> np.ndarray:
+    lo, hi = vrange
+    img = (_as_image(frame) - lo) / (hi - lo)
     return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
 
 
 def forecast_gif(frames: np.ndarray, forecast: np.ndarray, cond: int, path: str | Path, *,
-                 duration_ms: int = 120, scale: int = 2) -> Path | None:
+                 duration_ms: int = 120, scale: int = 2, unit_interval: bool = True) -> Path | None:
     """An animation: ground truth (left) next to the forecast (right); conditioning frames shown on both."""
     path = Path(path)
     if frames.ndim != 4:
         return None
+    vrange = value_range(frames, unit_interval)
     shown = np.concatenate([frames[:cond], forecast], axis=0)
     tiles = []
     for truth, pred in zip(frames, shown, strict=True):
-        left, right = _to_uint8(truth), _to_uint8(pred)
+        left, right = _to_uint8(truth, vrange), _to_uint8(pred, vrange)
         gap = np.full((left.shape[0], 2, *left.shape[2:]), 255, np.uint8)
         tile = np.concatenate([left, gap, right], axis=1)
         tiles.append(np.kron(tile, np.ones((scale, scale, *([1] * (tile.ndim - 2))), np.uint8)))

@@ -140,6 +140,7 @@ class SSTDataset(SequenceDataset):
     default_decoder = "vgg64_skip2d"
     default_batches_per_epoch = None  # an epoch: every training window of every zone once
     nominal_frame_shape = (1, 64, 64)
+    unit_interval = False  # standardised values: PSNR/SSIM are computed on rescaled °C (varsep.scores)
 
     def __init__(self, config: SSTConfig) -> None:
         super().__init__(config)
