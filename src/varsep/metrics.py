@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 PSNR_CAP = 100.0
 
@@ -51,13 +50,12 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, *, window: int = 11, sigma: f
     lead, (c, h, w) = pred.shape[:-3], pred.shape[-3:]
     if h < window or w < window:
         raise ValueError(f"frames of {h}×{w} are smaller than the {window}×{window} SSIM window")
-    x = pred.double().reshape(-1, 1, h, w)
-    y = target.double().reshape(-1, 1, h, w)
-    g = gaussian_window(window, sigma).to(x.device)
-    gx, gy = g.view(1, 1, 1, window), g.view(1, 1, window, 1)
+    x = pred.double().reshape(-1, h, w)
+    y = target.double().reshape(-1, h, w)
+    rows, cols = _valid_filter(h, window, sigma, x.device), _valid_filter(w, window, sigma, x.device)
 
-    def blur(t: torch.Tensor) -> torch.Tensor:  # separable Gaussian filter, valid region only
-        return F.conv2d(F.conv2d(t, gx), gy)
+    def blur(t: torch.Tensor) -> torch.Tensor:  # separable Gaussian filter, valid region only, as two
+        return rows.T @ t @ cols  # banded matrix products (far faster on CPU than a float64 convolution)
 
     mu_x, mu_y = blur(x), blur(y)
     sxx = blur(x * x) - mu_x ** 2
@@ -66,6 +64,15 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, *, window: int = 11, sigma: f
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
     s = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (sxx + syy + c2))
     return s.mean(dim=(-1, -2)).view(*lead, c).mean(-1)
+
+
+def _valid_filter(size: int, window: int, sigma: float, device: torch.device) -> torch.Tensor:
+    """(size, size−window+1) matrix whose column j holds the Gaussian window at rows j … j+window−1."""
+    g = gaussian_window(window, sigma).to(device)
+    out = torch.zeros(size, size - window + 1, dtype=torch.float64, device=device)
+    for j in range(size - window + 1):
+        out[j:j + window, j] = g
+    return out
 
 
 def psnr_from_mse(value: float, data_range: float = 1.0) -> float:
