@@ -38,3 +38,13 @@ def tiny_config(tiny_waveeq):
         return load_config("waveeq", over)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_waveeq):
+    """A tiny WaveEq model trained for 10 steps (a few seconds), shared by the tests that only read it."""
+    from varsep.config import load_config
+    from varsep.run import fit
+
+    config = load_config("waveeq", {"data.root": str(tiny_waveeq), **TINY_MODEL})
+    return fit(config, tmp_path_factory.mktemp("runs") / "tiny")

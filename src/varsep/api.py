@@ -52,7 +52,7 @@ class Forecaster:
         window, single, as_numpy = self._window(cond)
         if horizon is not None and horizon < 1:
             raise ValueError(f"horizon must be ≥ 1, got {horizon}")
-        with torch.inference_mode():
+        with torch.no_grad():
             out = self.model.forecast(window, horizon, times=None if times is None else torch.as_tensor(times),
                                       method=method, **solver)
         return self._out(out, single, as_numpy)
@@ -60,7 +60,7 @@ class Forecaster:
     def encode(self, cond: Any) -> tuple[Content | None, Any]:
         """(S, T_t0) of conditioning windows; S is a :class:`Content` (code and skip maps) or None."""
         window, single, as_numpy = self._window(cond)
-        with torch.inference_mode():
+        with torch.no_grad():
             content, t0 = self.model.encode(window)
         return content, self._out(t0, single, as_numpy)
 
@@ -68,7 +68,7 @@ class Forecaster:
         """Frames (B, n, *frame) from S and codes T (B, n, …)."""
         as_numpy = isinstance(codes, np.ndarray)
         codes = torch.as_tensor(codes, dtype=torch.float32)
-        with torch.inference_mode():
+        with torch.no_grad():
             out = self.model.decode(content, codes)
         return out.numpy() if as_numpy else out
 

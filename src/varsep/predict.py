@@ -1,0 +1,171 @@
+"""`varsep predict`: forecast from a file of observations, write the forecast in the same format.
+
+Input: the observations before the forecast, as
+- ``.npy`` — (T, *frame) for one sequence or (B, T, *frame) for several; an ``.npz`` names its array
+  with ``--variable`` (or holds only one);
+- ``.nc`` (NetCDF) or ``.zarr`` — a variable (``--variable``, or the only data variable) with dimensions
+  (time, *frame) or (sequence, time, *frame); a frame of one channel may omit its channel dimension.
+The last τ+1 observations (the last conditioning window) of each sequence are used. Values are raw
+(as in the training files): when the run recorded a value transform, it is applied on the way in and
+inverted on the way out.
+
+Output: ``.npy`` (the forecast, with the input's layout: (n, *frame) or (B, n, *frame)), or NetCDF matching
+the input (same variable name, dimensions, attributes and spatial coordinates; the time coordinate
+continued at the input's spacing), plus a PNG of the first sequence next to the output file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from varsep.api import Forecaster, load
+from varsep.errors import DataError
+
+
+@dataclass
+class Observations:
+    """Observations read from a file, (B, T, *frame), with what is needed to write a matching file."""
+
+    values: np.ndarray
+    single: bool  # the file held one sequence (no sequence axis)
+    source: Path
+    dataset: Any = None  # the xarray Dataset of a NetCDF/Zarr input
+    variable: str | None = None
+    squeeze_channel: bool = False  # the file's frames had no channel axis
+
+
+def read_observations(path: str | Path, frame_shape: tuple[int, ...], *, variable: str | None = None) -> Observations:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"input file {path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix in (".npy", ".npz"):
+        try:
+            data = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as err:
+            raise DataError(f"{path} is not a readable NumPy file ({err})") from None
+        if suffix == ".npz":
+            keys = list(data.keys())
+            if variable is None and len(keys) != 1:
+                raise DataError(f"{path} holds {keys}; choose one with --variable")
+            if variable is not None and variable not in keys:
+                raise DataError(f"{path} has no array {variable!r}; it holds {keys}")
+            data = data[variable or keys[0]]
+        return _shape(np.asarray(data, dtype=np.float32), frame_shape, path)
+    if suffix in (".nc", ".nc4", ".netcdf", ".zarr"):
+        return _read_xarray(path, frame_shape, variable)
+    raise DataError(f"{path}: unsupported input format {suffix!r}; use .npy, .npz, .nc or .zarr")
+
+
+def _shape(values: np.ndarray, frame_shape: tuple[int, ...], path: Path, **extra: Any) -> Observations:
+    nf = len(frame_shape)
+    squeeze = False
+    if tuple(values.shape[-nf:]) != frame_shape and frame_shape[0] == 1 and nf == 3 \
+            and tuple(values.shape[-2:]) == frame_shape[1:]:
+        values = values[..., None, :, :]  # frames without their single channel axis
+        squeeze = True
+    if tuple(values.shape[-nf:]) != frame_shape or values.ndim not in (nf + 1, nf + 2):
+        raise DataError(f"{path}: the model takes observations of shape {frame_shape}; the file holds an array "
+                        f"of shape {values.shape}, expected (time, {', '.join(map(str, frame_shape))}) or "
+                        f"(sequence, time, {', '.join(map(str, frame_shape))})")
+    single = values.ndim == nf + 1
+    return Observations(values[None] if single else values, single, path, squeeze_channel=squeeze, **extra)
+
+
+def _read_xarray(path: Path, frame_shape: tuple[int, ...], variable: str | None) -> Observations:
+    import xarray as xr
+
+    try:
+        ds = xr.open_zarr(path) if path.suffix == ".zarr" else xr.open_dataset(path)
+    except ImportError as err:
+        raise DataError(f"reading {path} needs an optional package ({err}); for Zarr: pip install varsep[zarr]") \
+            from None
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path} is not a readable NetCDF/Zarr store ({err})") from None
+    names = list(ds.data_vars)
+    if variable is None:
+        if len(names) != 1:
+            raise DataError(f"{path} holds the variables {names}; choose one with --variable")
+        variable = names[0]
+    if variable not in ds:
+        raise DataError(f"{path} has no variable {variable!r}; it holds {names}")
+    return _shape(np.asarray(ds[variable].values, dtype=np.float32), frame_shape, path, dataset=ds,
+                  variable=variable)
+
+
+def write_forecast(obs: Observations, forecast: np.ndarray, times: np.ndarray, out: Path) -> Path:
+    """Write ``forecast`` (B, n, *frame) like the input: .npy, or NetCDF matching an xarray input."""
+    values = forecast[:, :, 0] if obs.squeeze_channel else forecast
+    values = values[0] if obs.single else values
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".npy":
+        np.save(out, values)
+        return out
+    if out.suffix not in (".nc", ".nc4"):
+        raise DataError(f"{out}: write the forecast as .npy or .nc")
+    if obs.dataset is None:
+        import xarray as xr
+
+        dims = (["sequence"] if not obs.single else []) + ["time"] + [f"dim_{i}" for i in range(values.ndim - 1 -
+                                                                                                  (not obs.single))]
+        xr.Dataset({"forecast": (dims, values)}, coords={"time": times}).to_netcdf(out)
+        return out
+    return _write_like_input(obs, values, times, out)
+
+
+def _write_like_input(obs: Observations, values: np.ndarray, steps: np.ndarray, out: Path) -> Path:
+    import xarray as xr
+
+    src = obs.dataset[obs.variable]
+    time_dim = src.dims[1] if not obs.single else src.dims[0]
+    coords = {name: c for name, c in src.coords.items() if time_dim not in c.dims}
+    coords[time_dim] = continue_times(src[time_dim].values, steps) if time_dim in src.coords else steps
+    da = xr.DataArray(values, dims=src.dims, coords=coords, attrs=dict(src.attrs), name=obs.variable)
+    ds = da.to_dataset()
+    ds.attrs.update(obs.dataset.attrs)
+    ds.attrs["varsep_forecast"] = "forecast after the last conditioning window of the input"
+    ds.to_netcdf(out)
+    return out
+
+
+def continue_times(t: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """Times ``steps`` (in observation intervals) after the last of ``t``, at the spacing of its last two."""
+    if len(t) < 2:
+        return steps
+    if np.issubdtype(t.dtype, np.datetime64):
+        last = t[-1].astype("datetime64[ns]")
+        delta = (last - t[-2].astype("datetime64[ns]")).astype(np.int64)
+        return last + np.round(delta * steps).astype("timedelta64[ns]")
+    return t[-1] + (t[-1] - t[-2]) * steps
+
+
+def predict(run: str | Path | Forecaster, input_path: str | Path, out: str | Path, *, horizon: int | None = None,
+            times: list[float] | None = None, method: str = "residual", checkpoint: str = "best",
+            variable: str | None = None, figure: bool = True) -> Path:
+    """Forecast from the observations in ``input_path`` and write them to ``out``; returns ``out``."""
+    model = run if isinstance(run, Forecaster) else load(run, checkpoint)
+    if (horizon is None) == (times is None):
+        raise DataError("give either --horizon N or --times t1,t2,…")
+    obs = read_observations(input_path, model.frame_shape, variable=variable)
+    span = model.model.cond_span
+    if obs.values.shape[1] < span:
+        raise DataError(f"{obs.source}: the model conditions on the last {span} observations, the file holds "
+                        f"{obs.values.shape[1]}")
+    if not np.isfinite(obs.values[:, -span:]).all():
+        raise DataError(f"{obs.source}: the last {span} observations hold NaN or Inf")
+    cond = model.to_model(obs.values[:, -span:])
+    steps = np.arange(1, horizon + 1, dtype=np.float64) if times is None else np.asarray(times, np.float64)
+    forecast = model.forecast(cond, times=steps, method=method) if times is not None else \
+        model.forecast(cond, horizon)
+    raw = model.from_model(np.asarray(forecast))
+    out = write_forecast(obs, raw, steps, Path(out))
+    if figure and len(model.frame_shape) == 3:
+        from varsep import plots
+
+        history = obs.values[0, -span:]
+        plots.prediction_strip(history, raw[0], steps, out.with_suffix(".png"), title=f"forecast of {obs.source.name}")
+    return out
