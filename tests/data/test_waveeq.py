@@ -190,7 +190,7 @@ def test_parameters_are_seeded_and_in_range():
     c2, f02, sensors2 = draw_parameters(50, seed=3)
     np.testing.assert_array_equal(c, c2)
     np.testing.assert_array_equal(sensors, sensors2)
-    assert np.all((300 <= c) & (c <= 400)) and np.all((1 <= f0) & (f0 <= 30))
+    assert np.all((c >= 300) & (c <= 400)) and np.all((f0 >= 1) & (f0 <= 30))
     assert not np.array_equal(c, draw_parameters(50, seed=4)[0])
     # The WaveEq-100 pixels do not depend on how many sequences are drawn.
     np.testing.assert_array_equal(sensors, draw_parameters(7, seed=3)[2])

@@ -17,10 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import time
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
