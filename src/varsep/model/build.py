@@ -13,6 +13,7 @@ from varsep.errors import ConfigError
 from varsep.model.dynamics import DYNAMICS
 from varsep.model.separable import SeparableForecaster
 from varsep.nets import DECODERS, ENCODERS
+from varsep.nets.conv import use_fast_bf16_convolutions
 from varsep.nets.init import init_encoder_decoder
 
 
@@ -44,6 +45,7 @@ def build_model(cfg: ModelConfig, spec: DataSpec, *, default_encoder: str = "mlp
     for net in (content_encoder, dynamic_encoder, decoder):
         if net is not None:
             init_encoder_decoder(net)
+            use_fast_bf16_convolutions(net)
     return SeparableForecaster(
         content_encoder=content_encoder, dynamic_encoder=dynamic_encoder, decoder=decoder, dynamics=dynamics,
         combine=cfg.combine, cond_frames=spec.cond_frames, reconstruct_cond=cfg.reconstruct_cond,
