@@ -125,3 +125,11 @@ def test_cli_reports_errors_without_a_traceback(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: loss.lambda_ae must be ≥ 0") and "Traceback" not in err
     assert not (tmp_path / "r").exists()
+
+
+def test_overwrite_with_bad_data_keeps_the_existing_run(tmp_path, tiny_waveeq, tiny_config):
+    fit(tiny_config(trainer__max_epochs=1), tmp_path / "run")
+    before = (tmp_path / "run" / "checkpoints" / "last.ckpt").read_bytes()
+    with pytest.raises(DataError):
+        fit(tiny_config(data__root=str(tmp_path / "missing")), tmp_path / "run", overwrite=True)
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").read_bytes() == before

@@ -81,9 +81,10 @@ def unavailable(config: RunConfig, dataset: SequenceDataset) -> str | None:
     """Why a variant cannot be built for this data set (e.g. GRU on 2-D codes), or None."""
     from varsep.model import build_model
 
+    from varsep.run import resolve_config
+
     try:
-        build_model(config.model, dataset.spec, default_encoder=dataset.default_encoder,
-                    default_decoder=dataset.default_decoder)
+        build_model(resolve_config(config, dataset).model, dataset.spec)
     except (ValueError, ConfigError) as err:
         return str(err)
     return None

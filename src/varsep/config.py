@@ -78,7 +78,7 @@ class ModelConfig:
     blocks: int = 1  # K residual blocks per integration step
     width: int = 512  # H hidden width (channels for the convolutional integrator)
     gain: float = 0.71  # orthogonal initialisation gain of the integrator
-    final_activation: Literal["sigmoid", "none"] = "sigmoid"
+    final_activation: Literal["auto", "sigmoid", "none"] = "auto"  # auto: sigmoid iff the data lie in [0, 1]
     reconstruct_cond: bool = True  # True: T_t0 stands for the first conditioning frame (offset τ+1)
 
     def validate(self) -> None:

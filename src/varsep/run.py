@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,21 +62,32 @@ def is_primary_process() -> bool:
     return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
 
 
-def prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> Path | None:
-    """Check the run folder; returns the checkpoint to resume from (or None to start fresh)."""
-    last = run_dir / LAST
+def check_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
+    """Refuse to start where a run exists (unless resuming or overwriting); touches nothing."""
     if resume:
-        if last.is_file():
-            return last
-        if (run_dir / CONFIG_FILE).is_file():
-            return None  # the run stopped before its first checkpoint: start it again
-        raise ConfigError(f"nothing to resume in {run_dir}: it has no {CONFIG_FILE}")
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if not overwrite:
-            raise ConfigError(f"run folder {run_dir} already exists; continue it with --resume, "
-                              f"or start over with --overwrite (deletes it)")
-        shutil.rmtree(run_dir)
-    return None
+        if not (run_dir / LAST).is_file() and not (run_dir / CONFIG_FILE).is_file():
+            raise ConfigError(f"nothing to resume in {run_dir}: it has no {CONFIG_FILE}")
+    elif run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
+        raise ConfigError(f"run folder {run_dir} already exists; continue it with --resume, "
+                          f"or start over with --overwrite (deletes it)")
+
+
+def resume_checkpoint(run_dir: Path, resume: bool) -> Path | None:
+    """The checkpoint a resumed run starts from (None: start afresh, e.g. it stopped before its first)."""
+    return run_dir / LAST if resume and (run_dir / LAST).is_file() else None
+
+
+def resolve_config(config: RunConfig, dataset: SequenceDataset) -> RunConfig:
+    """The config with what depends on the data made explicit: network families (the data set's defaults
+    where the config names none — custom frames of an unusual size have none and raise a ConfigError that
+    says what to set) and the output activation (``auto``: a sigmoid when the data lie in [0, 1])."""
+    model = config.model
+    activation = model.final_activation
+    if activation == "auto":
+        activation = "sigmoid" if getattr(dataset, "unit_interval", True) else "none"
+    model = replace(model, encoder=model.encoder or dataset.default_encoder,
+                    decoder=model.decoder or dataset.default_decoder, final_activation=activation)
+    return replace(config, model=model)
 
 
 def open_dataset(config: RunConfig) -> SequenceDataset:
@@ -90,16 +101,19 @@ def fit(config: RunConfig, run_dir: str | Path, *, resume: bool = False, overwri
     from varsep.training import ForecastTask, SequenceDataModule, build_trainer
 
     run_dir = Path(run_dir)
-    if resume and (run_dir / CONFIG_FILE).is_file():
-        saved = config_from_dict(read_yaml(run_dir / CONFIG_FILE))
-        _check_resumable(saved, config)
     primary = is_primary_process()
     if primary:
-        ckpt = prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
-    else:
-        ckpt = run_dir / LAST if resume and (run_dir / LAST).is_file() else None
-    dataset = open_dataset(config)  # fails early, before anything is written
+        check_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    # Open the data before anything is written or deleted: bad data never costs an existing run.
+    dataset = open_dataset(config)
+    config = resolve_config(config, dataset)
+    if resume and (run_dir / CONFIG_FILE).is_file():
+        saved = resolve_config(config_from_dict(read_yaml(run_dir / CONFIG_FILE)), dataset)
+        _check_resumable(saved, config)
+    ckpt = resume_checkpoint(run_dir, resume)
     if primary:
+        if overwrite and not resume and run_dir.exists():
+            shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / CONFIG_FILE).write_text(config.to_yaml())
         info = {"command": sys.argv, "started": time.strftime("%Y-%m-%d %H:%M:%S"), "seed": config.seed,
@@ -109,10 +123,8 @@ def fit(config: RunConfig, run_dir: str | Path, *, resume: bool = False, overwri
     L.seed_everything(config.seed, workers=True, verbose=False)
     if config.trainer.threads is not None:
         torch.set_num_threads(config.trainer.threads)
-    # Ask the data set for a default family only when the config names none (custom frames of an unusual
-    # size have no default and raise a ConfigError that says what to set).
-    task = ForecastTask(config.to_dict(), asdict(dataset.spec), config.model.encoder or dataset.default_encoder,
-                        config.model.decoder or dataset.default_decoder, dataset.value_transform())
+    task = ForecastTask(config.to_dict(), asdict(dataset.spec), config.model.encoder, config.model.decoder,
+                        dataset.value_transform())
     if config.trainer.compile:  # the loss calls the sub-networks, not the model's forward: compile those
         for net in (task.model.content_encoder, task.model.dynamic_encoder, task.model.decoder,
                     *getattr(task.model.dynamics, "blocks", [task.model.dynamics])):

@@ -5,6 +5,8 @@ Shapes come from the data (observation shape, τ+1), never from the config, so n
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from torch import nn
 
 from varsep.config import ModelConfig
@@ -26,6 +28,8 @@ def code_sizes(cfg: ModelConfig) -> tuple[int | None, int]:
 
 def build_model(cfg: ModelConfig, spec: DataSpec, *, default_encoder: str = "mlp",
                 default_decoder: str = "mlp") -> SeparableForecaster:
+    if cfg.final_activation == "auto":  # run.resolve_config settles it from the data; unresolved: data in [0, 1]
+        cfg = replace(cfg, final_activation="sigmoid")
     encoder_family = cfg.encoder or default_encoder
     decoder_family = cfg.decoder or default_decoder
     s_dim, t_dim = code_sizes(cfg)
