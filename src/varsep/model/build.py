@@ -5,8 +5,7 @@ Shapes come from the data (observation shape, τ+1), never from the config, so n
 
 from __future__ import annotations
 
-from dataclasses import replace
-
+import torch
 from torch import nn
 
 from varsep.config import ModelConfig
@@ -28,8 +27,6 @@ def code_sizes(cfg: ModelConfig) -> tuple[int | None, int]:
 
 def build_model(cfg: ModelConfig, spec: DataSpec, *, default_encoder: str = "mlp",
                 default_decoder: str = "mlp") -> SeparableForecaster:
-    if cfg.final_activation == "auto":  # run.resolve_config settles it from the data; unresolved: data in [0, 1]
-        cfg = replace(cfg, final_activation="sigmoid")
     encoder_family = cfg.encoder or default_encoder
     decoder_family = cfg.decoder or default_decoder
     s_dim, t_dim = code_sizes(cfg)
@@ -38,10 +35,7 @@ def build_model(cfg: ModelConfig, spec: DataSpec, *, default_encoder: str = "mlp
     make_encoder = ENCODERS.get(encoder_family)
     content_encoder = make_encoder(spec, s_dim, cfg, skips=cfg.skips) if s_dim is not None else None
     dynamic_encoder = make_encoder(spec, t_dim, cfg, skips=False)
-    if s_dim is None or cfg.combine == "mul":
-        latent = t_dim
-    else:
-        latent = s_dim + t_dim
+    latent = t_dim if s_dim is None or cfg.combine == "mul" else s_dim + t_dim  # D's input size
     skip_channels = getattr(content_encoder, "skip_channels", None) if cfg.skips else None
     decoder = DECODERS.get(decoder_family)(spec, latent, cfg, skip_channels=skip_channels)
     spatial = bool(getattr(dynamic_encoder, "spatial_code", False))
@@ -50,11 +44,15 @@ def build_model(cfg: ModelConfig, spec: DataSpec, *, default_encoder: str = "mlp
         if net is not None:
             init_encoder_decoder(net)
             use_fast_bf16_convolutions(net)
-    return SeparableForecaster(
+    model = SeparableForecaster(
         content_encoder=content_encoder, dynamic_encoder=dynamic_encoder, decoder=decoder, dynamics=dynamics,
         combine=cfg.combine, cond_frames=spec.cond_frames, reconstruct_cond=cfg.reconstruct_cond,
         skips=cfg.skips, time_stride=spec.time_stride,
     )
+    if any(isinstance(m, nn.Conv2d | nn.ConvTranspose2d) for m in model.modules()):
+        # Channels-last convolutions are 20-30 % faster on CPU in fp32 and bf16 (docs/performance.md).
+        model = model.to(memory_format=torch.channels_last)
+    return model
 
 
 def count_parameters(module: nn.Module) -> int:

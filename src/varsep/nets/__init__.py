@@ -25,6 +25,12 @@ ENCODERS: Registry[EncoderBuilder] = Registry("encoder family")
 DECODERS: Registry[DecoderBuilder] = Registry("decoder family")
 
 
+def sigmoid_output(cfg: ModelConfig) -> bool:
+    """Whether a decoder ends with a sigmoid: yes unless ``final_activation: none`` (``auto`` is settled from
+    the data by varsep.run.resolve_config; left unresolved it means data in [0, 1])."""
+    return cfg.final_activation != "none"
+
+
 @ENCODERS.register("mlp")
 def _mlp_encoder(spec: DataSpec, code_dim: int, cfg: ModelConfig, skips: bool = False) -> nn.Module:
     if skips:
@@ -34,7 +40,7 @@ def _mlp_encoder(spec: DataSpec, code_dim: int, cfg: ModelConfig, skips: bool = 
 
 @DECODERS.register("mlp")
 def _mlp_decoder(spec: DataSpec, latent_dim: int, cfg: ModelConfig, skip_channels: object = None) -> nn.Module:
-    return MLPDecoder(latent_dim, cfg.decoder_hidden, spec.frame_shape, cfg.final_activation == "sigmoid")
+    return MLPDecoder(latent_dim, cfg.decoder_hidden, spec.frame_shape, sigmoid_output(cfg))
 
 
 # Network families register themselves with @ENCODERS.register / @DECODERS.register where they are defined.

