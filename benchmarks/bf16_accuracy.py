@@ -25,17 +25,19 @@ def main() -> None:
     parser.add_argument("--out", default="runs/bf16-check")
     parser.add_argument("--limit", type=int, default=2000, help="test windows scored (the same for both)")
     parser.add_argument("--config", default="waveeq")
+    parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     results = {"steps": args.steps, "config": args.config}
     for precision in ("32", "bf16"):
         config = load_config(args.config, {"data.root": args.data, "trainer.precision": precision,
-                                           "trainer.max_steps": args.steps, "trainer.val_every_n_epochs": 1000})
+                                           "trainer.max_steps": args.steps, "trainer.val_every_n_epochs": 1000,
+                                           "trainer.threads": args.threads})
         run_dir = Path(args.out) / f"precision-{precision}"
         start = time.perf_counter()
         fit(config, run_dir, overwrite=True, progress=False)
         seconds = time.perf_counter() - start
         report = evaluate(load(run_dir, "last"), out_dir=None, limit=args.limit, progress=False,
-                          figures=False, swap=False)
+                          figures=False, swap=False, ssim=False)
         r = report["horizons"]["40"]
         results[precision] = {"train_seconds": seconds, "mse_mean": r["mse_mean"], "mse_at_40": r["mse"][-1]}
     results["bf16_over_fp32_mse"] = results["bf16"]["mse_mean"] / results["32"]["mse_mean"]

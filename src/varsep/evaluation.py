@@ -57,9 +57,9 @@ def resolve_device(device: str | None) -> torch.device:
 def score_horizon(model: SeparableForecaster, windows: WindowSet, horizon: int, *,
                   dataset: SequenceDataset | None = None, batch_size: int = 64, limit: int | None = None,
                   precision: str = "32", progress: bool = True, keep: int = 1, swap: bool = True,
-                  device: str | torch.device = "cpu") -> tuple[dict[str, Any], dict[str, Any]]:
+                  device: str | torch.device = "cpu", ssim: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
     """Per-step metric curves for one horizon (and the swap's), and ``keep`` example windows for figures."""
-    scorer = FrameScorer.build(dataset, windows, model.cond_frames, stride=model.time_stride)
+    scorer = FrameScorer.build(dataset, windows, model.cond_frames, stride=model.time_stride, ssim=ssim)
     acc = CurveAccumulator(horizon)
     can_swap = swap and model.uses_content and len(windows) >= 2
     swapper = SwapScorer(scorer, dataset, horizon) if can_swap else None
@@ -97,7 +97,7 @@ def score_horizon(model: SeparableForecaster, windows: WindowSet, horizon: int, 
 def evaluate(loaded: LoadedRun, dataset: SequenceDataset | None = None, *, out_dir: str | Path | None = None,
              batch_size: int = 64, limit: int | None = None, precision: str = "32", progress: bool = True,
              figures: bool = True, swap: bool = True, device: str | None = "cpu",
-             label: str | None = None) -> dict[str, Any]:
+             label: str | None = None, ssim: bool = True) -> dict[str, Any]:
     """Score a loaded run on every test horizon of its data set; write metrics.json, results.md, figures."""
     dataset = dataset or build_dataset(loaded.config.data)
     check_compatible(loaded, dataset)
@@ -117,7 +117,7 @@ def evaluate(loaded: LoadedRun, dataset: SequenceDataset | None = None, *, out_d
                             f"{model.cond_frames} + {horizon} frames")
         result, examples = score_horizon(model, windows, horizon, dataset=dataset, batch_size=batch_size,
                                          limit=limit, precision=precision, progress=progress, swap=swap,
-                                         device=dev)
+                                         device=dev, ssim=ssim)
         report["definitions"] = result.pop("definitions")
         report["horizons"][str(horizon)] = result
         if out is not None and figures and examples["index"]:

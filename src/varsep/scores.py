@@ -53,13 +53,14 @@ class FrameScorer:
     paper_compatible: Callable | None = None
     paper_factor: float | None = None
     definitions: dict[str, str] = field(default_factory=dict)
+    with_ssim: bool = True  # SSIM costs ~0.5 ms a frame: it can be skipped when only MSE matters
 
     @classmethod
     def build(cls, dataset: SequenceDataset | None, windows: WindowSet, cond: int,
-              stride: int = 1) -> FrameScorer:
+              stride: int = 1, ssim: bool = True) -> FrameScorer:
         probe = windows.take(np.array([0]))
         scorer = cls(dataset, windows, cond, tuple(probe.shape[2:]), stride=stride,
-                     unit_interval=bool(getattr(dataset, "unit_interval", True)))
+                     unit_interval=bool(getattr(dataset, "unit_interval", True)), with_ssim=ssim)
         span = scorer.span
         if dataset is not None:
             scorer.has_physical = dataset.physical(probe[:, span:], windows, np.array([0]), span) is not None
@@ -84,7 +85,7 @@ class FrameScorer:
 
     @property
     def has_ssim(self) -> bool:
-        return self.is_frame and min(self.frame_shape[-2:]) >= SSIM_WINDOW
+        return self.with_ssim and self.is_frame and min(self.frame_shape[-2:]) >= SSIM_WINDOW
 
     @property
     def frame_dims(self) -> int:

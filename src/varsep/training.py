@@ -7,6 +7,7 @@ of Lightning; this module wires them into a Trainer with our checkpoint I/O, log
 from __future__ import annotations
 
 import random
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,8 @@ class ForecastTask(L.LightningModule):
         self.val_mse = MeanMetric()
         self._val_curve: torch.Tensor | None = None
         self._pending_key: torch.Tensor | None = None
+        self.train_seconds = 0.0  # wall-clock time spent in training steps, kept across resumes
+        self._step_start = 0.0
 
     def forward(self, cond: torch.Tensor, horizon: int) -> torch.Tensor:
         return self.model.forecast(cond, horizon)
@@ -74,6 +77,7 @@ class ForecastTask(L.LightningModule):
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         super().optimizer_step(*args, **kwargs)
+        self.train_seconds += time.perf_counter() - self._step_start  # before any checkpoint of this step
         # Only now is the batch part of the weights: checkpoints record the next batch to train on.
         stream = self._train_stream()
         if stream is not None and self._pending_key is not None:
@@ -82,6 +86,12 @@ class ForecastTask(L.LightningModule):
     def _train_stream(self) -> TrainStream | None:
         datamodule = getattr(self.trainer, "datamodule", None)
         return getattr(datamodule, "train_stream", None)
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self._step_start = time.perf_counter()
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.log("train/seconds", self.train_seconds, on_step=True, on_epoch=False, batch_size=1)
 
     # -------------------------------------------------------------------------------------- validation
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
@@ -113,9 +123,10 @@ class ForecastTask(L.LightningModule):
 
     # ----------------------------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["varsep"] = {"version": __version__, "rng": _rng_state()}
+        checkpoint["varsep"] = {"version": __version__, "rng": _rng_state(), "train_seconds": self.train_seconds}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.train_seconds = float(checkpoint.get("varsep", {}).get("train_seconds", 0.0))
         state = checkpoint.get("varsep", {}).get("rng")
         if state is not None:
             _set_rng_state(state)
