@@ -5,7 +5,8 @@ Prints one JSON object. Usage:
 
 Reported: seconds per optimiser step (forward + backward + Adam), sequences per second, the achieved
 GFLOP/s (FLOPs counted analytically from the matrix products), its share of the matrix-product peak
-measured in the same run, the generator's time for 300 sequences, and peak resident memory.
+measured in the same run, the generator's time for 300 sequences, and the peak resident memory of a
+process that only trains (each precision runs in its own child process, so the figure is its own).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -102,19 +104,27 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--skip-generator", action="store_true")
     parser.add_argument("--generator-sequences", type=int, default=300)
+    parser.add_argument("--child", choices=["fp32", "bf16"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.child:  # time one precision in this process alone and report its peak memory
+        r = time_steps(args.child, args.steps, args.batch)
+        r["peak_rss_gb"] = peak_rss_gb()
+        json.dump(r, sys.stdout)
+        return
     out: dict = {"torch": torch.__version__, "threads": torch.get_num_threads(), "batch": args.batch}
     out["matmul_peak_gflops"] = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
-    for precision, peak_key in (("fp32", "fp32"), ("bf16", "bf16")):
-        r = time_steps(precision, args.steps, args.batch)
-        r["share_of_peak"] = r["achieved_gflops"] / out["matmul_peak_gflops"][peak_key]
+    for precision in ("fp32", "bf16"):
+        command = [sys.executable, __file__, "--child", precision, "--steps", str(args.steps), "--batch", str(args.batch)]
+        command += ["--threads", str(args.threads)] if args.threads else []
+        child = subprocess.run(command, capture_output=True, text=True, check=True)
+        r = json.loads(child.stdout)
+        r["share_of_peak"] = r["achieved_gflops"] / out["matmul_peak_gflops"][precision]
         out[f"train_step_{precision}"] = r
     out["authors_s_per_step_reference"] = 2.99
     if not args.skip_generator:
         out["generator"] = time_generator(args.generator_sequences)
-    out["peak_rss_gb"] = peak_rss_gb()
     json.dump(out, sys.stdout, indent=1)
     print()
 
