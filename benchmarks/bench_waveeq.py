@@ -116,7 +116,8 @@ def main() -> None:
     out: dict = {"torch": torch.__version__, "threads": torch.get_num_threads(), "batch": args.batch}
     out["matmul_peak_gflops"] = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
     for precision in ("fp32", "bf16"):
-        command = [sys.executable, __file__, "--child", precision, "--steps", str(args.steps), "--batch", str(args.batch)]
+        command = [sys.executable, __file__, "--child", precision, "--steps", str(args.steps),
+                   "--batch", str(args.batch)]
         command += ["--threads", str(args.threads)] if args.threads else []
         child = subprocess.run(command, capture_output=True, text=True, check=True)
         r = json.loads(child.stdout)
