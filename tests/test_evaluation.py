@@ -201,3 +201,12 @@ def test_sst_scores_in_celsius(tmp_path, normalization):
     np.testing.assert_allclose(result["mse_physical"], np.mean(errors, axis=0), rtol=1e-4)
     assert headline_mse(result) == "mse_physical"
     assert result["mse_paper_compatible_mean"] == pytest.approx(result["mse_physical_mean"], rel=1e-6)
+
+
+def test_split_by_observed_times():
+    from varsep.evaluation import split_by_observed_times
+
+    result = {"mse": [1.0, 2.0, 3.0, 4.0], "baseline_mse": [5.0, 5.0, 5.0, 5.0], "windows": 3}
+    split = split_by_observed_times(result, 2)
+    assert split["mse_observed_times_mean"] == 3.0 and split["mse_skipped_times_mean"] == 2.0
+    assert split["baseline_mse_observed_times_mean"] == 5.0 and split["time_stride"] == 2

@@ -101,3 +101,9 @@ def test_training_on_subsampled_sequences(tmp_path, tiny_waveeq):
     cond, target = loaded.model.split_window(torch.from_numpy(window))
     assert cond.shape[1] == 5 and target.shape[1] == 20
     assert loaded.model.forecast(cond, 20).shape == target.shape
+    assert main(["evaluate", str(run), "--checkpoint", "last", "--quiet", "--limit", "8", "--no-swap"]) == 0
+    import json
+
+    stride = json.loads((run / "eval" / "metrics.json").read_text())["horizons"]["20"]["stride"]
+    assert stride["time_stride"] == 2 and stride["mse_skipped_times_mean"] > 0
+    assert (run / "eval" / "mse_observed_vs_skipped_t20.png").stat().st_size > 1000

@@ -119,6 +119,8 @@ def evaluate(loaded: LoadedRun, dataset: SequenceDataset | None = None, *, out_d
                                          limit=limit, precision=precision, progress=progress, swap=swap,
                                          device=dev, ssim=ssim)
         report["definitions"] = result.pop("definitions")
+        if model.time_stride > 1:
+            result["stride"] = split_by_observed_times(result, model.time_stride)
         report["horizons"][str(horizon)] = result
         if out is not None and figures and examples["index"]:
             report["figures"] += _figures(out, model, dataset, windows, horizon, result, examples,
@@ -129,6 +131,22 @@ def evaluate(loaded: LoadedRun, dataset: SequenceDataset | None = None, *, out_d
         (out / "metrics.json").write_text(json.dumps(report, indent=1))
         (out / "results.md").write_text(run_table([report]))
     return report
+
+
+def split_by_observed_times(result: dict[str, Any], stride: int) -> dict[str, Any]:
+    """For a model trained on every ``stride``-th frame: metric means over the forecast steps at times it
+    was trained to see (step k with k % stride == 0, the last conditioning frame being observed) and over
+    the skipped in-between frames it never saw."""
+    out: dict[str, Any] = {"time_stride": stride}
+    for name, curve in result.items():
+        if not isinstance(curve, list) or not curve or not isinstance(curve[0], float):
+            continue
+        steps = np.arange(1, len(curve) + 1)
+        values = np.asarray(curve)
+        out[f"{name}_observed_times_mean"] = float(values[steps % stride == 0].mean())
+        if (steps % stride != 0).any():
+            out[f"{name}_skipped_times_mean"] = float(values[steps % stride != 0].mean())
+    return out
 
 
 def _run_label(loaded: LoadedRun) -> str:
@@ -169,6 +187,9 @@ def _figures(out: Path, model: SeparableForecaster, dataset: SequenceDataset, wi
         name = "mse" if key.startswith("mse") else key
         made.append(plots.metric_curves(curves, out / f"{name}_t{horizon}.png", ylabel=ylabel, log=log,
                                         title=f"{result['windows']} test windows"))
+    if "stride" in result:
+        made.append(plots.stride_curve(result["mse"], result["baseline_mse"], model.time_stride,
+                                       out / f"mse_observed_vs_skipped_t{horizon}.png"))
     if fusion and model.uses_content and len(np.asarray(frames).shape) == 4 and len(windows) >= 2:
         made.append(_fusion(out / "fusion.png", model, windows, horizon, unit, precision, device))
     return [str(p.name) for p in made if p is not None]

@@ -203,6 +203,29 @@ def metric_curves(curves: Mapping[str, Sequence[float]], path: str | Path, *, yl
     return _save(fig, path, title)
 
 
+def stride_curve(mse: Sequence[float], baseline: Sequence[float], stride: int, path: str | Path) -> Path:
+    """Per-step MSE of a model trained on every ``stride``-th frame: steps at observed times vs the skipped
+    in-between frames it never saw in training."""
+    path = Path(path)
+    steps = np.arange(1, len(mse) + 1)
+    values = np.asarray(mse)
+    seen = steps % stride == 0
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    ax.plot(steps, values, color="0.6", lw=1)
+    ax.scatter(steps[seen], values[seen], color="tab:blue", s=18, zorder=3,
+               label=f"observed times (mean {values[seen].mean():.2e})")
+    if (~seen).any():
+        ax.scatter(steps[~seen], values[~seen], color="tab:orange", marker="s", s=18, zorder=3,
+                   label=f"skipped in-between frames (mean {values[~seen].mean():.2e})")
+    ax.plot(steps, baseline, color="tab:red", ls="--", lw=1, label="repeat last frame")
+    ax.set_xlabel("forecast step (t + k)")
+    ax.set_ylabel("MSE")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path, f"trained on every {stride}th frame")
+
+
 def _to_uint8(frame: np.ndarray, vrange: tuple[float, float]) -> np.ndarray:
     lo, hi = vrange
     img = (_as_image(frame) - lo) / (hi - lo)
