@@ -107,3 +107,11 @@ def test_training_on_subsampled_sequences(tmp_path, tiny_waveeq):
     stride = json.loads((run / "eval" / "metrics.json").read_text())["horizons"]["20"]["stride"]
     assert stride["time_stride"] == 2 and stride["mse_skipped_times_mean"] > 0
     assert (run / "eval" / "mse_observed_vs_skipped_t20.png").stat().st_size > 1000
+
+
+def test_profiler_writes_a_report(tmp_path, tiny_waveeq):
+    run = tmp_path / "profiled"
+    assert main(["fit", "-c", "waveeq", "--run-dir", str(run), "--quiet", "--data.root", str(tiny_waveeq), *TINY,
+                 "--trainer.max_epochs", "1", "--trainer.profiler", "simple"]) == 0
+    report = next((run / "profile").glob("*profile*.txt")).read_text()
+    assert "run_training_batch" in report or "training_step" in report

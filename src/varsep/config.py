@@ -149,7 +149,8 @@ class TrainerConfig:
     snapshot_every_n_epochs: int | None = None  # keep weights-only snapshots (for curves of a metric over training)
     log_every_n_steps: int = 10
     progress_bar: bool = True
-    compile: bool = False  # torch.compile the model (benchmarked in docs/performance.md)
+    compile: bool = False  # torch.compile the sub-networks (benchmarked in docs/performance.md)
+    profiler: Literal["none", "simple", "advanced", "pytorch"] = "none"  # report in RUN_DIR/profile/
 
     def validate(self) -> None:
         _positive(self, "max_epochs", "num_nodes", "val_every_n_epochs", "checkpoint_every_n_steps",

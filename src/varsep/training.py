@@ -272,7 +272,15 @@ def build_trainer(config: RunConfig, run_dir: Path, *, progress: bool | None = N
     loggers = [ResumableCSVLogger(save_dir=run_dir, name="logs", version="", resume_step=resume_step),
                TensorBoardLogger(save_dir=run_dir / "logs", name="tensorboard", version="",
                                  default_hp_metric=False)]
+    profiler = None
+    if tc.profiler != "none":
+        from lightning.pytorch import profilers
+
+        kinds = {"simple": profilers.SimpleProfiler, "advanced": profilers.AdvancedProfiler,
+                 "pytorch": profilers.PyTorchProfiler}
+        profiler = kinds[tc.profiler](dirpath=run_dir / "profile", filename="profile")
     return L.Trainer(
+        profiler=profiler,
         max_epochs=tc.max_epochs, max_steps=tc.max_steps,
         max_time=None if tc.max_time_minutes is None else timedelta(minutes=tc.max_time_minutes),
         precision="bf16-mixed" if tc.precision == "bf16" else "32-true",
