@@ -50,12 +50,11 @@ class DataConfig:
     keep_prob: float | None = None
 
     def validate(self) -> None:
-        _positive(self, "cond_frames", "batch_size", "val_batch_size", "time_stride")
+        require_positive(self, "cond_frames", "batch_size", "val_batch_size", "time_stride")
         if self.keep_prob is not None and not 0 < self.keep_prob <= 1:
             raise ConfigError(f"data.keep_prob must be in (0, 1], got {self.keep_prob}")
-        _non_negative(self, "pred_frames", "num_workers")
-        if self.batches_per_epoch is not None:
-            _positive(self, "batches_per_epoch")
+        require_non_negative(self, "pred_frames", "num_workers")
+        require_positive(self, "batches_per_epoch")
         if not self.test_horizons or any(h < 1 for h in self.test_horizons):
             raise ConfigError(f"data.test_horizons must be a non-empty list of positive integers, "
                               f"got {self.test_horizons}")
@@ -82,7 +81,7 @@ class ModelConfig:
     reconstruct_cond: bool = True  # True: T_t0 stands for the first conditioning frame (offset τ+1)
 
     def validate(self) -> None:
-        _positive(self, "s_dim", "t_dim", "blocks", "width")
+        require_positive(self, "s_dim", "t_dim", "blocks", "width")
         if self.gain <= 0:
             raise ConfigError(f"model.gain must be > 0, got {self.gain}")
         if any(h < 1 for h in self.encoder_hidden + self.decoder_hidden):
@@ -153,12 +152,9 @@ class TrainerConfig:
     profiler: Literal["none", "simple", "advanced", "pytorch"] = "none"  # report in RUN_DIR/profile/
 
     def validate(self) -> None:
-        _positive(self, "max_epochs", "num_nodes", "val_every_n_epochs", "checkpoint_every_n_steps",
+        require_positive(self, "max_epochs", "num_nodes", "val_every_n_epochs", "checkpoint_every_n_steps",
                   "log_every_n_steps")
-        if self.threads is not None:
-            _positive(self, "threads")
-        if self.snapshot_every_n_epochs is not None:
-            _positive(self, "snapshot_every_n_epochs")
+        require_positive(self, "threads", "snapshot_every_n_epochs")
         if self.max_time_minutes is not None and self.max_time_minutes <= 0:
             raise ConfigError(f"trainer.max_time_minutes must be > 0, got {self.max_time_minutes}")
         if self.max_steps == 0 or self.max_steps < -1:
@@ -188,17 +184,19 @@ class RunConfig:
 
 
 # ------------------------------------------------------------------------------------------ validation
-def _positive(section: Any, *names: str) -> None:
+def require_positive(section: Any, *names: str) -> None:
+    """ConfigError unless each named setting is ≥ 1 (None, meaning "not set", is allowed)."""
     for name in names:
         value = getattr(section, name)
-        if value < 1:
+        if value is not None and value < 1:
             raise ConfigError(f"{_section_name(section)}.{name} must be ≥ 1, got {value}")
 
 
-def _non_negative(section: Any, *names: str) -> None:
+def require_non_negative(section: Any, *names: str) -> None:
+    """ConfigError unless each named setting is ≥ 0 (None, meaning "not set", is allowed)."""
     for name in names:
         value = getattr(section, name)
-        if value < 0:
+        if value is not None and value < 0:
             raise ConfigError(f"{_section_name(section)}.{name} must be ≥ 0, got {value}")
 
 

@@ -48,7 +48,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from varsep.config import DataConfig
+from varsep.config import DataConfig, require_non_negative
 from varsep.data.base import DataSpec, SequenceDataset, SetSource, WindowSet, WindowSource, register
 from varsep.data.custom_norm import METHODS, Normalization, channel_statistics, first_nonfinite
 from varsep.data.custom_read import KINDS, DataDescription, RawData, guess_kind, read
@@ -117,8 +117,7 @@ class CustomConfig(DataConfig):
                               f"{self.test_stride}")
         if self.test_sequences is not None and self.split == "time":
             raise ConfigError("data.test_sequences picks test sequences; it does not apply to data.split: time")
-        if self.gap is not None and self.gap < 0:
-            raise ConfigError(f"data.gap must be ≥ 0, got {self.gap}")
+        require_non_negative(self, "gap")
 
 
 class CustomWindows(WindowSet):

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from varsep.config import DataConfig
+from varsep.config import DataConfig, require_non_negative, require_positive
 from varsep.data.base import GENERATORS, Command, DataSpec, SequenceDataset, WindowSet, WindowSource, register
 from varsep.data.mnist_digits import Digits, load_digits
 from varsep.data.moving_digits import (
@@ -181,12 +181,10 @@ class MovingMNISTConfig(DataConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.num_digits < 1:
-            raise ConfigError(f"data.num_digits must be ≥ 1, got {self.num_digits}")
+        require_positive(self, "num_digits")
         if not 0 <= self.max_speed <= FRAME - 28:
             raise ConfigError(f"data.max_speed must be in [0, {FRAME - 28}], got {self.max_speed}")
-        if self.val_sequences < 0:
-            raise ConfigError(f"data.val_sequences must be ≥ 0, got {self.val_sequences}")
+        require_non_negative(self, "val_sequences")
 
 
 @register("mmnist")

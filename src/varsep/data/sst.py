@@ -45,7 +45,7 @@ from typing import Literal
 
 import numpy as np
 
-from varsep.config import DataConfig
+from varsep.config import DataConfig, require_non_negative, require_positive
 from varsep.data.base import DataSpec, SequenceDataset, SetSource, WindowSet, WindowSource, register
 from varsep.data.sst_files import (
     DEFAULT_START_DATE,
@@ -94,10 +94,8 @@ class SSTConfig(DataConfig):
         if self.val_days != 0 and self.val_days < val_length:
             raise ConfigError(f"data.val_days must be 0 or at least one validation window "
                               f"({val_length} days), got {self.val_days}")
-        if self.val_gap is not None and self.val_gap < 0:
-            raise ConfigError(f"data.val_gap must be ≥ 0, got {self.val_gap}")
-        if self.val_stride < 1:
-            raise ConfigError(f"data.val_stride must be ≥ 1, got {self.val_stride}")
+        require_non_negative(self, "val_gap")
+        require_positive(self, "val_stride")
         try:
             np.datetime64(self.start_date, "D")
         except ValueError:

@@ -42,7 +42,7 @@ from typing import Literal
 import h5py
 import numpy as np
 
-from varsep.config import DataConfig
+from varsep.config import DataConfig, require_non_negative, require_positive
 from varsep.data.base import DataSpec, SequenceDataset, SetSource, WindowSet, WindowSource, register
 from varsep.data.windows import SpanWindows
 from varsep.errors import ConfigError, DataError
@@ -71,10 +71,8 @@ class TaxiBJConfig(DataConfig):
         super().validate()
         if not self.years:
             raise ConfigError("data.years must list at least one file year, e.g. [13, 14, 15, 16]")
-        if self.test_days < 1:
-            raise ConfigError(f"data.test_days must be ≥ 1, got {self.test_days}")
-        if self.val_days < 0:
-            raise ConfigError(f"data.val_days must be ≥ 0, got {self.val_days}")
+        require_positive(self, "test_days")
+        require_non_negative(self, "val_days")
 
 
 @dataclass

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from varsep.config import DataConfig
+from varsep.config import DataConfig, require_non_negative, require_positive
 from varsep.data.base import (
     GENERATORS,
     Command,
@@ -41,7 +41,7 @@ from varsep.data.base import (
     register,
 )
 from varsep.data.windows import ArrayWindows, check_finite
-from varsep.errors import ConfigError, DataError
+from varsep.errors import DataError
 
 GRID = 64
 NUM_STATES = 300
@@ -292,10 +292,8 @@ class WaveEqConfig(DataConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.val_sequences < 0:
-            raise ConfigError(f"data.val_sequences must be ≥ 0, got {self.val_sequences}")
-        if self.val_stride < 1:
-            raise ConfigError(f"data.val_stride must be ≥ 1, got {self.val_stride}")
+        require_non_negative(self, "val_sequences")
+        require_positive(self, "val_stride")
 
 
 @register("waveeq")
