@@ -117,7 +117,7 @@ class SequenceDataset(abc.ABC):
     # batches of random windows (the data set default used when batches_per_epoch is not set).
     default_batches_per_epoch: int | None = None
     # The observation shape of the real data (C, H, W) or (m,), so configs can be checked and their models
-    # built without the data files (tests, `varsep fit --dry-run`).
+    # built without the data files (tests/test_config.py builds and trains every packaged config that way).
     nominal_frame_shape: tuple[int, ...] = ()
     # Whether observations lie on [0, 1]: PSNR and SSIM then use data range 1 on the model's scale; other
     # data (SST's standardised values) are rescaled first (varsep.scores).
