@@ -92,7 +92,11 @@ def _predict(args: argparse.Namespace) -> None:
 def _demo(args: argparse.Namespace) -> None:
     from varsep.demo import run_demo
 
-    run_demo(Path(args.out), minutes=args.minutes, overwrite=args.overwrite, progress=not args.quiet)
+    from varsep.demo import fresh_folder
+
+    # Without --out, a second demo goes to runs/demo-2 (and so on) rather than failing or overwriting.
+    out = Path(args.out) if args.out is not None else fresh_folder(Path("runs/demo"))
+    run_demo(out, minutes=args.minutes, overwrite=args.overwrite, progress=not args.quiet)
 
 
 def _add_scoring_arguments(p: argparse.ArgumentParser) -> None:
@@ -176,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-figure", action="store_true", help="do not draw the PNG next to the output")
 
     p = sub.add_parser("demo", help="generate a small WaveEq set, train a few minutes, evaluate")
-    p.add_argument("--out", default="runs/demo", help="folder for data and run (default: runs/demo)")
+    p.add_argument("--out", help="folder for data and run (default: runs/demo, or runs/demo-2 … if it exists)")
     p.add_argument("--minutes", type=float, default=3.0, help="training time budget (default: 3)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing demo folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -21,6 +21,15 @@ from varsep.run import fit, load
 DEMO_SEQUENCES = 60  # 48 for training (6 of them for validation), 12 for testing
 
 
+def fresh_folder(base: Path) -> Path:
+    """``base``, or ``base-2``, ``base-3`` … — the first that does not exist or is empty."""
+    candidate, n = base, 1
+    while candidate.exists() and any(candidate.iterdir()):
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
 def run_demo(out: Path, *, minutes: float = 3.0, overwrite: bool = False, progress: bool = True) -> dict:
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ConfigError(f"{out} already exists; pass --overwrite to replace it, or --out for another folder")
