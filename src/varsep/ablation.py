@@ -80,7 +80,6 @@ def variant_config(base: RunConfig, name: str, budget_steps: int | None = None) 
 def unavailable(config: RunConfig, dataset: SequenceDataset) -> str | None:
     """Why a variant cannot be built for this data set (e.g. GRU on 2-D codes), or None."""
     from varsep.model import build_model
-
     from varsep.run import resolve_config
 
     try:

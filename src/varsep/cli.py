@@ -90,9 +90,7 @@ def _predict(args: argparse.Namespace) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
-    from varsep.demo import run_demo
-
-    from varsep.demo import fresh_folder
+    from varsep.demo import fresh_folder, run_demo
 
     # Without --out, a second demo goes to runs/demo-2 (and so on) rather than failing or overwriting.
     out = Path(args.out) if args.out is not None else fresh_folder(Path("runs/demo"))
