@@ -10,8 +10,7 @@ frames decoded in one call, fused Adam) against: fp32; 1 thread; 4 threads (over
 encoder calls; one decoder call per frame; foreach and plain for-loop Adam; torch.compile of the
 sub-networks; and the cost of assembling a batch from the memory-mapped data set.
 
-Moving MNIST (DCGAN, batch 128): default (bf16, channels-last, fp32 weight gradients for convolutions)
-against plain bf16 autocast convolutions, NCHW layout, and fp32.
+Moving MNIST (DCGAN, batch 128): default (bf16 autocast, channels-last) against the NCHW layout and fp32.
 """
 
 from __future__ import annotations
@@ -39,8 +38,7 @@ WAVEEQ_VARIANTS = {
     "torch.compile sub-networks": {"compile": True},
 }
 MMNIST_VARIANTS = {
-    "default (bf16, channels-last, fp32 conv weight gradients)": {},
-    "plain bf16 autocast convolutions": {"plain_convs": True},
+    "default (bf16, channels-last)": {},
     "NCHW layout": {"nchw": True},
     "fp32 (channels-last)": {"precision": "fp32"},
 }
@@ -52,7 +50,6 @@ def run_variant(data: str, options: dict, steps: int) -> float:
     from varsep.data.base import DataSpec
     from varsep.model import build_model
     from varsep.model.losses import ae_choices, loss_terms
-    from varsep.nets.conv import use_fast_bf16_convolutions
 
     torch.set_num_threads(options.get("threads", 2))
     config = load_config(data)
@@ -61,14 +58,6 @@ def run_variant(data: str, options: dict, steps: int) -> float:
     families = {"default_encoder": "dcgan", "default_decoder": "dcgan"} if data == "mmnist" else {}
     torch.manual_seed(0)
     model = build_model(config.model, spec, **families)
-    if options.get("plain_convs"):
-        for m in model.modules():  # back to the plain classes
-            if type(m).__name__ == "FastConv2d":
-                m.__class__ = torch.nn.Conv2d
-            elif type(m).__name__ == "FastConvTranspose2d":
-                m.__class__ = torch.nn.ConvTranspose2d
-    else:
-        use_fast_bf16_convolutions(model)
     if options.get("nchw"):
         model = model.to(memory_format=torch.contiguous_format)
     if options.get("batch_encoders") is False:

@@ -14,7 +14,6 @@ from varsep.errors import ConfigError
 from varsep.model.dynamics import DYNAMICS
 from varsep.model.separable import SeparableForecaster
 from varsep.nets import DECODERS, ENCODERS
-from varsep.nets.conv import use_fast_bf16_convolutions
 from varsep.nets.init import init_encoder_decoder
 
 
@@ -43,14 +42,14 @@ def build_model(cfg: ModelConfig, spec: DataSpec, *, default_encoder: str = "mlp
     for net in (content_encoder, dynamic_encoder, decoder):
         if net is not None:
             init_encoder_decoder(net)
-            use_fast_bf16_convolutions(net)
     model = SeparableForecaster(
         content_encoder=content_encoder, dynamic_encoder=dynamic_encoder, decoder=decoder, dynamics=dynamics,
         combine=cfg.combine, cond_frames=spec.cond_frames, reconstruct_cond=cfg.reconstruct_cond,
         skips=cfg.skips, time_stride=spec.time_stride,
     )
     if any(isinstance(m, nn.Conv2d | nn.ConvTranspose2d) for m in model.modules()):
-        # Channels-last convolutions are 20-30 % faster on CPU in fp32 and bf16 (docs/performance.md).
+        # Channels-last convolutions are faster on CPU, and in bf16 they avoid oneDNN weight-gradient kernels
+        # that are 15-100x slower in the NCHW layout for our layer shapes (docs/performance.md).
         model = model.to(memory_format=torch.channels_last)
     return model
 
