@@ -26,13 +26,16 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=2000, help="test windows scored (the same for both)")
     parser.add_argument("--config", default="waveeq")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--precisions", default="32,bf16", help="comma-separated, e.g. bf16 (spread across seeds)")
     args = parser.parse_args()
-    results = {"steps": args.steps, "config": args.config}
-    for precision in ("32", "bf16"):
+    results = {"steps": args.steps, "config": args.config, "seed": args.seed}
+    precisions = args.precisions.split(",")
+    for precision in precisions:
         config = load_config(args.config, {"data.root": args.data, "trainer.precision": precision,
                                            "trainer.max_steps": args.steps, "trainer.val_every_n_epochs": 1000,
-                                           "trainer.threads": args.threads})
-        run_dir = Path(args.out) / f"precision-{precision}"
+                                           "trainer.threads": args.threads, "seed": args.seed})
+        run_dir = Path(args.out) / f"precision-{precision}-seed{args.seed}"
         start = time.perf_counter()
         fit(config, run_dir, overwrite=True, progress=False)
         seconds = time.perf_counter() - start
@@ -40,7 +43,8 @@ def main() -> None:
                           figures=False, swap=False, ssim=False)
         r = report["horizons"]["40"]
         results[precision] = {"train_seconds": seconds, "mse_mean": r["mse_mean"], "mse_at_40": r["mse"][-1]}
-    results["bf16_over_fp32_mse"] = results["bf16"]["mse_mean"] / results["32"]["mse_mean"]
+    if {"32", "bf16"} <= set(precisions):
+        results["bf16_over_fp32_mse"] = results["bf16"]["mse_mean"] / results["32"]["mse_mean"]
     json.dump(results, sys.stdout, indent=1)
     print()
 
