@@ -10,7 +10,7 @@ from conftest import TINY_MODEL
 from varsep.cli import main
 from varsep.config import load_config
 from varsep.evaluation import evaluate
-from varsep.reports import compare_runs, layout, parse_markdown_table, run_table
+from varsep.reports import compare_runs, layout, parse_markdown_table, report_curves, run_table
 from varsep.run import fit, load
 
 
@@ -114,6 +114,19 @@ def test_report_command_on_two_runs(two_runs, tmp_path, capsys):
     assert "| first |" in printed
     summary = json.loads(out.with_suffix(".json").read_text())
     assert [r["label"] for r in summary["runs"]] == ["first", "second"]
+    figure = out.with_name("table_waveeq_mse_t40.png")
+    assert figure.stat().st_size > 0 and str(figure) in printed
+
+
+def test_report_curves_hold_each_runs_per_step_mse(two_runs):
+    curves = report_curves(two_runs, ["first", "second"])
+    assert list(curves) == [("waveeq", "40")]
+    key, lines = curves["waveeq", "40"]
+    assert key == "mse" and list(lines) == ["first", "second", "Repeat last frame"]
+    for run, label in zip(two_runs, ("first", "second"), strict=True):
+        saved = json.loads((run / "eval" / "metrics.json").read_text())["horizons"]["40"]
+        assert lines[label] == saved["mse"] and len(lines[label]) == 40
+    assert lines["Repeat last frame"] == saved["baseline_mse"]
 
 
 def test_report_errors(tmp_path, two_runs, capsys):

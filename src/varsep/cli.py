@@ -65,7 +65,9 @@ def _ablate(args: argparse.Namespace, extra: list[str]) -> None:
 def _report(args: argparse.Namespace) -> None:
     import json
 
-    from varsep.reports import compare_runs
+    from varsep import plots
+    from varsep.reports import compare_runs, report_curves
+    from varsep.scores import mse_label
 
     labels = [t.strip() for t in args.labels.split(",")] if args.labels else None
     text, summary = compare_runs(args.run_dirs, labels)
@@ -75,6 +77,11 @@ def _report(args: argparse.Namespace) -> None:
     out.write_text(text)
     out.with_suffix(".json").write_text(json.dumps(summary, indent=1))
     print(f"written to {out} and {out.with_suffix('.json')}")
+    for (data, horizon), (key, curves) in report_curves(args.run_dirs, labels).items():
+        figure = plots.metric_curves(curves, out.with_name(f"{out.stem}_{data}_mse_t{horizon}.png"),
+                                     ylabel=mse_label(key), log=True,
+                                     title=f"{data}: MSE per forecast step")
+        print(f"figure: {figure}")
 
 
 def _predict(args: argparse.Namespace) -> None:

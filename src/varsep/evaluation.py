@@ -34,7 +34,7 @@ from varsep.data.base import SequenceDataset, WindowSet
 from varsep.errors import DataError
 from varsep.model import SeparableForecaster
 from varsep.run import LoadedRun
-from varsep.scores import CurveAccumulator, FrameScorer, headline_mse
+from varsep.scores import CurveAccumulator, FrameScorer, headline_mse, mse_label
 from varsep.swap import SwapScorer, partners, swap_forecast, swap_truths
 
 __all__ = ["CurveAccumulator", "check_compatible", "evaluate", "headline_mse", "score_horizon",
@@ -177,7 +177,7 @@ def _figures(out: Path, model: SeparableForecaster, dataset: SequenceDataset, wi
                                      unit_interval=unit,
                                      title=f"dynamics: {title}; content: {windows.describe(partner)}"))
     mse_key = headline_mse(result)
-    for key, ylabel, log in ((mse_key, _mse_label(mse_key), True), ("psnr", "PSNR (dB)", False),
+    for key, ylabel, log in ((mse_key, mse_label(mse_key), True), ("psnr", "PSNR (dB)", False),
                              ("ssim", "SSIM", False)):
         if key not in result:
             continue
@@ -198,11 +198,6 @@ def _figures(out: Path, model: SeparableForecaster, dataset: SequenceDataset, wi
 def _closest(truths: np.ndarray, forecast: np.ndarray) -> np.ndarray:
     errors = [float(np.mean((t - forecast) ** 2)) for t in truths]
     return truths[int(np.argmin(errors))]
-
-
-def _mse_label(key: str) -> str:
-    return {"mse_paper": "MSE × paper scale", "mse_physical": "MSE (physical units²)",
-            "mse_paper_compatible": "MSE (paper-compatible, physical units²)"}.get(key, "MSE")
 
 
 def _fusion(path: Path, model: SeparableForecaster, windows: WindowSet, horizon: int, unit: bool,

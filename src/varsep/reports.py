@@ -10,7 +10,8 @@ Every value is the mean over the horizon's predicted steps, averaged over test w
 (e.g. the swap of a model without S) are "—". A last row gives "repeat the last frame" for reference.
 Under the table, the definition of each metric used (from metrics.json).
 
-``varsep report RUN_DIR…`` puts several runs side by side: one table per data set.
+``varsep report RUN_DIR…`` puts several runs side by side: one table per data set, and one figure of the
+per-step MSE curves per data set and horizon (``report_curves``).
 """
 
 from __future__ import annotations
@@ -207,6 +208,31 @@ def compare_runs(paths: list[str | Path], labels: list[str] | None = None) -> tu
             summary["runs"].append({"label": names[i], "path": str(paths[i]), "data": data,
                                     "values": {c.header: value(reports[i], c) for c in cols}})
     return "\n".join(parts), summary
+
+
+def report_curves(paths: list[str | Path], labels: list[str] | None = None
+                  ) -> dict[tuple[str, str], tuple[str, dict[str, list[float]]]]:
+    """Per-step MSE curves of the runs at ``paths``, keyed (data set, horizon): (MSE key, {label: curve}).
+
+    Each run's curve is its reported MSE (the data set's scale, see ``headline_mse``); the first run's
+    "repeat last frame" curve is added for reference.
+    """
+    reports = [load_report(p) for p in paths]
+    names = labels or [_default_label(p, r) for p, r in zip(paths, reports, strict=True)]
+    out: dict[tuple[str, str], tuple[str, dict[str, list[float]]]] = {}
+    for name, r in zip(names, reports, strict=True):
+        for horizon, res in r["horizons"].items():
+            key = headline_mse(res)
+            if key not in res:  # a metrics.json with means only
+                continue
+            _, curves = out.setdefault((r["data"], horizon), (key, {}))
+            curves[name] = list(res[key])
+    for (data, horizon), (key, curves) in out.items():
+        first = next(r for r in reports if r["data"] == data and horizon in r["horizons"])
+        baseline = first["horizons"][horizon].get(f"baseline_{key}")
+        if baseline is not None:
+            curves[BASELINE_LABEL] = list(baseline)
+    return out
 
 
 def _default_label(path: str | Path, report: dict[str, Any]) -> str:

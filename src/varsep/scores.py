@@ -180,6 +180,12 @@ def headline_mse(result: dict) -> str:
     return "mse"
 
 
+def mse_label(key: str) -> str:
+    """Axis label of an MSE key (see ``headline_mse``)."""
+    return {"mse_paper": "MSE × paper scale", "mse_physical": "MSE (physical units²)",
+            "mse_paper_compatible": "MSE (paper-compatible, physical units²)"}.get(key, "MSE")
+
+
 @dataclass
 class CurveAccumulator:
     """Running sums of per-step metric values over windows."""
