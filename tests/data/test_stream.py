@@ -8,6 +8,7 @@ import pytest
 from varsep.data.base import SetSource, WindowSource
 from varsep.data.stream import TrainStream, WindowBatches
 from varsep.data.windows import ArrayWindows, ListWindows
+from varsep.errors import ConfigError
 
 ARRAY = np.arange(6 * 10 * 2, dtype=np.float32).reshape(6, 10, 2)  # 6 sequences, 10 frames, 2 values
 
@@ -68,7 +69,7 @@ def test_processes_take_slices_of_the_same_global_batch():
     parts = [stream(rank=r, world_size=2).batch(2, 1) for r in range(2)]
     np.testing.assert_array_equal(np.concatenate([p["frames"] for p in parts]), whole["frames"])
     assert parts[0]["ae_index"] == parts[1]["ae_index"] == whole["ae_index"]
-    with pytest.raises(ValueError, match="not divisible"):
+    with pytest.raises(ConfigError, match="not divisible by the 3 processes: set data.batch_size"):
         stream(world_size=3)
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from varsep.data.base import WindowSet, WindowSource
+from varsep.errors import ConfigError
 
 
 class TrainStream:
@@ -40,7 +41,8 @@ class TrainStream:
         keep: tuple[int, float] | None = None,
     ) -> None:
         if batch_size % world_size:
-            raise ValueError(f"batch size {batch_size} is not divisible by the {world_size} processes")
+            raise ConfigError(f"batch size {batch_size} is not divisible by the {world_size} processes: set "
+                              f"data.batch_size to a multiple of {world_size} (it is the global batch)")
         self.source = source
         self.batch_size = batch_size
         self.seed = seed
