@@ -223,7 +223,13 @@ def stride_curve(mse: Sequence[float], baseline: Sequence[float], stride: int, p
     ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path, f"trained on every {stride}th frame")
+    return _save(fig, path, f"trained on every {ordinal(stride)} frame")
+
+
+def ordinal(n: int) -> str:
+    """2 → "2nd", 11 → "11th", 23 → "23rd" (for titles)."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def _to_uint8(frame: np.ndarray, vrange: tuple[float, float]) -> np.ndarray:
