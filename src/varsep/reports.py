@@ -190,12 +190,18 @@ def load_report(path: str | Path) -> dict[str, Any]:
     return report
 
 
-def compare_runs(paths: list[str | Path], labels: list[str] | None = None) -> tuple[str, dict[str, Any]]:
-    """Markdown (one table per data set) and a JSON-able summary of the runs at ``paths``."""
+def load_reports(paths: list[str | Path], labels: list[str] | None = None
+                 ) -> tuple[list[dict[str, Any]], list[str]]:
+    """The evaluation reports at ``paths`` and their row names (``labels``, else the folder names)."""
     if labels is not None and len(labels) != len(paths):
         raise VarsepError(f"{len(labels)} labels given for {len(paths)} runs")
     reports = [load_report(p) for p in paths]
-    names = labels or [_default_label(p, r) for p, r in zip(paths, reports, strict=True)]
+    return reports, labels or [_default_label(p, r) for p, r in zip(paths, reports, strict=True)]
+
+
+def compare_runs(paths: list[str | Path], labels: list[str] | None = None) -> tuple[str, dict[str, Any]]:
+    """Markdown (one table per data set) and a JSON-able summary of the runs at ``paths``."""
+    reports, names = load_reports(paths, labels)
     by_data: dict[str, list[int]] = {}
     for i, r in enumerate(reports):
         by_data.setdefault(r["data"], []).append(i)
@@ -217,8 +223,7 @@ def report_curves(paths: list[str | Path], labels: list[str] | None = None
     Each run's curve is its reported MSE (the data set's scale, see ``headline_mse``); the first run's
     "repeat last frame" curve is added for reference.
     """
-    reports = [load_report(p) for p in paths]
-    names = labels or [_default_label(p, r) for p, r in zip(paths, reports, strict=True)]
+    reports, names = load_reports(paths, labels)
     out: dict[tuple[str, str], tuple[str, dict[str, list[float]]]] = {}
     for name, r in zip(names, reports, strict=True):
         for horizon, res in r["horizons"].items():

@@ -166,3 +166,11 @@ def test_config_holds_the_papers_settings():
     assert m.final_activation == "sigmoid" and m.combine == "concat"
     assert (loss.lambda_pred, loss.lambda_ae, loss.lambda_s, loss.lambda_t) == (45, 10, 10, 1e-3)
     assert cfg.optim.lr == 2e-4 and cfg.optim.betas == [0.9, 0.99] and cfg.trainer.max_epochs == 125
+
+
+def test_videos_shorter_than_a_window_name_the_frames_needed(kth_root):
+    """Every video has 12 frames (one 5): a window of 2 + 11 frames fits nowhere."""
+    with pytest.raises(DataError, match=r"no training window of 13 frames fits in any training video"):
+        build_dataset(config(kth_root, **{"data.pred_frames": 11}).data)
+    with pytest.raises(DataError, match=r"no test window of 13 frames fits in any test video"):
+        build_dataset(config(kth_root, **{"data.test_horizons": [11]}).data)

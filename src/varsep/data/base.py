@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from varsep.config import DataConfig
+from varsep.errors import DataError
 from varsep.registry import Registry
 
 
@@ -140,6 +141,19 @@ class SequenceDataset(abc.ABC):
         """Frames of an evaluation window: the conditioning window, then ``horizon`` frames."""
         c = self.config
         return (c.cond_frames - 1) * c.time_stride + 1 + horizon
+
+    def frames_needed(self, horizon: int | None) -> str:
+        """Frames of a test window (``horizon``) or a training window (None), as error messages state it."""
+        return str(self.spec.train_length if horizon is None else self.window_length(horizon))
+
+    def require_windows(self, where: str, *, train_part: str, test_part: str) -> None:
+        """Fail at opening, naming the frames needed, when no training or no test window fits the data."""
+        horizon = max(self.config.test_horizons)
+        if len(self.train_source().windows) == 0:
+            raise DataError(f"{where}: no training window of {self.frames_needed(None)} frames fits in "
+                            f"{train_part}")
+        if len(self.test_windows(horizon)) == 0:
+            raise DataError(f"{where}: no test window of {self.frames_needed(horizon)} frames fits in {test_part}")
 
     @abc.abstractmethod
     def train_source(self) -> WindowSource: ...

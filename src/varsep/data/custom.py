@@ -220,7 +220,7 @@ class CustomDataset(SequenceDataset):
         place = f"time index {t}" + (f" ({label})" if label is not None else "")
         return f"{d.sequence_names[seq]}, {place}" if d.num_sequences > 1 else place
 
-    def _needs(self, horizon: int | None) -> str:
+    def frames_needed(self, horizon: int | None) -> str:
         """How many frames a test window (``horizon``) or a training window (None) needs, with the sum."""
         c = self.config
         cond = "cond_frames" if c.time_stride == 1 else "(cond_frames − 1)·time_stride + 1"
@@ -234,8 +234,8 @@ class CustomDataset(SequenceDataset):
         d, horizon = self.description, max(self.config.test_horizons)
         longest = int(d.lengths.max())
         held = "the series holds" if d.num_sequences == 1 else "the longest sequence holds"
-        for what, length, needs in (("a test window", self.window_length(horizon), self._needs(horizon)),
-                                    ("a training window", self.spec.train_length, self._needs(None))):
+        for what, length, needs in (("a test window", self.window_length(horizon), self.frames_needed(horizon)),
+                                    ("a training window", self.spec.train_length, self.frames_needed(None))):
             if longest < length:
                 raise DataError(f"{self._source()}: {held} {longest} frames, fewer than {what} needs: "
                                 f"{needs}")
@@ -262,12 +262,7 @@ class CustomDataset(SequenceDataset):
             self._split_sequences()
         else:
             self._split_time()
-        if len(self.train_source().windows) == 0:
-            raise DataError(f"{self._source()}: no training sequence holds a training window of "
-                            f"{self._needs(None)} frames")
-        if len(self.test_windows(max(c.test_horizons))) == 0:
-            raise DataError(f"{self._source()}: no test sequence holds a test window of "
-                            f"{self._needs(max(c.test_horizons))} frames")
+        self.require_windows(self._source(), train_part="any training sequence", test_part="any test sequence")
         if self.parts["val"] and len(self.val_windows()) == 0:
             warnings.warn(f"{self._source()}: the validation sequences are shorter than a validation window "
                           f"({self.eval_length} frames); training runs without validation", stacklevel=3)
@@ -304,7 +299,7 @@ class CustomDataset(SequenceDataset):
                 raise DataError(
                     f"{self._source()}: {name} holds {cut.length} frames; after the test part ({n_test}), "
                     f"the validation part ({n_val}) and gaps of {gap} frames, {n_train} remain for training, "
-                    f"fewer than a training window of {self._needs(None)}. Lower data.test_fraction, "
+                    f"fewer than a training window of {self.frames_needed(None)}. Lower data.test_fraction, "
                     f"data.val_fraction or data.gap, or use shorter windows")
             self.time_splits.append(cut)
             for part in ("train", "val", "test"):

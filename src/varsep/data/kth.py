@@ -215,12 +215,7 @@ class KTHDataset(SequenceDataset):
         for part, persons in (("train", train), ("test", test)):
             if not self.split[part]:
                 raise DataError(f"{self.root}: no video of the {part} persons {sorted(persons)}")
-        if len(self.train_source().windows) == 0:
-            raise DataError(f"{self.root}: no training video has the {self.spec.train_length} frames of a "
-                            f"training window")
-        if len(self.test_windows(max(config.test_horizons))) == 0:
-            raise DataError(f"{self.root}: no test video has the "
-                            f"{self.window_length(max(config.test_horizons))} frames of a test window")
+        self.require_windows(str(self.root), train_part="any training video", test_part="any test video")
 
     @property
     def spec(self) -> DataSpec:

@@ -243,13 +243,8 @@ class TaxiBJDataset(SequenceDataset):
         self.frames = flows.frames  # scaled in place: the data set keeps one copy of the frames
         self.frames -= np.float32(self.minimum)
         self.frames /= np.float32(self.maximum - self.minimum)
-        longest = self.window_length(max(config.test_horizons))
-        if len(self.train_source().windows) == 0:
-            raise DataError(f"{config.root}: no training window of {self.spec.train_length} frames fits in "
-                            f"the training part")
-        if len(self.test_windows(max(config.test_horizons))) == 0:
-            raise DataError(f"{config.root}: no test window of {longest} frames fits in the last "
-                            f"{config.test_days} days")
+        self.require_windows(str(config.root), train_part="the training part",
+                             test_part=f"the last {config.test_days} days")
 
     @property
     def spec(self) -> DataSpec:
