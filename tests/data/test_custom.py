@@ -397,4 +397,3 @@ def test_readme_section_points_at_the_example_and_its_config_is_valid():
     (block,) = re.findall(r"```yaml\n(.*?)```", section, flags=re.DOTALL)
     data = config_from_dict(yaml.safe_load(block)).data
     assert (data.name, data.kind, data.variable) == ("custom", "netcdf", "temperature")
-
