@@ -6,6 +6,9 @@ For each run folder, every ``checkpoints/snapshots/epoch-*.ckpt`` (see trainer.s
 and the last checkpoint are evaluated on the test set (MSE only, no swap, no figures); the cumulative
 training time each one took is read from the checkpoint. Writes ``<out>.csv`` and ``<out>.png``
 (MSE at the longest test horizon, mean over its steps, against hours of training).
+
+Rows already in an existing ``<out>.csv`` (same run, checkpoint file, step and ``--limit``) are reused rather
+than scored again, so the curve of a resumed run costs only its new snapshots; ``--rescore`` scores everything.
 """
 
 from __future__ import annotations
@@ -24,12 +27,40 @@ from varsep.data import build_dataset  # noqa: E402
 from varsep.evaluation import evaluate  # noqa: E402
 from varsep.run import find_checkpoint, load_checkpoint  # noqa: E402
 
+Key = tuple[str, str, int, int | None]  # run, checkpoint file, step, --limit
 
-def score_run(run_dir: Path, limit: int | None, batch_size: int) -> list[dict]:
+
+def read_scored(csv_path: Path) -> dict[Key, dict]:
+    """Rows of an earlier run of this script, keyed by (run, checkpoint file, step, limit)."""
+    if not csv_path.exists():
+        return {}
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    scored = {}
+    for row in rows:
+        parsed = {k: (v if k in ("run", "checkpoint") else float(v)) for k, v in row.items() if v != ""}
+        parsed["step"] = int(parsed["step"])
+        if "limit" in parsed:
+            parsed["limit"] = int(parsed["limit"])
+        if "windows" in parsed:
+            parsed["windows"] = int(parsed["windows"])
+        scored[(parsed["run"], parsed["checkpoint"], parsed["step"], parsed.get("limit"))] = parsed
+    return scored
+
+
+def score_run(run_dir: Path, limit: int | None, batch_size: int,
+              scored: dict[Key, dict] | None = None) -> list[dict]:
+    """One row per snapshot and the last checkpoint of ``run_dir``; rows found in ``scored`` are not re-run."""
     snapshots = sorted((run_dir / "checkpoints" / "snapshots").glob("epoch-*.ckpt"))
     paths = snapshots + [find_checkpoint(run_dir, "last")]
     rows, dataset = [], None
     for path in paths:
+        step = int(safe_torch_load(path).get("global_step", -1))
+        cached = (scored or {}).get((run_dir.name, path.name, step, limit))
+        if cached is not None:
+            rows.append(cached)
+            print(f"{run_dir.name}/{path.name} (step {step}): scored before, reused")
+            continue
         loaded = load_checkpoint(path)
         dataset = dataset or build_dataset(loaded.config.data)
         horizon = str(max(loaded.config.data.test_horizons))
@@ -37,19 +68,24 @@ def score_run(run_dir: Path, limit: int | None, batch_size: int) -> list[dict]:
                           swap=False, ssim=False)
         seconds = float(safe_torch_load(path).get("varsep", {}).get("train_seconds", 0.0))
         rows.append({"run": run_dir.name, "checkpoint": path.name, "step": loaded.step, "train_hours": seconds / 3600,
-                     f"mse_t{horizon}": report["horizons"][horizon]["mse_mean"]})
+                     f"mse_t{horizon}": report["horizons"][horizon]["mse_mean"],
+                     "windows": report["horizons"][horizon]["windows"]})
+        if limit is not None:
+            rows[-1]["limit"] = limit
         print(rows[-1])
     return rows
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--out", type=Path, required=True, help="path prefix of the .csv and .png")
     parser.add_argument("--limit", type=int, help="score only the first N test windows")
     parser.add_argument("--batch-size", type=int, default=128)
-    args = parser.parse_args()
-    rows = [row for run in args.runs for row in score_run(run, args.limit, args.batch_size)]
+    parser.add_argument("--rescore", action="store_true", help="score every checkpoint, even those in <out>.csv")
+    args = parser.parse_args(argv)
+    scored = {} if args.rescore else read_scored(args.out.with_suffix(".csv"))
+    rows = [row for run in args.runs for row in score_run(run, args.limit, args.batch_size, scored)]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     keys = sorted({k for r in rows for k in r}, key=lambda k: (k != "run", k != "checkpoint", k))
     with open(args.out.with_suffix(".csv"), "w", newline="") as f:
