@@ -256,3 +256,34 @@ def test_weights_only_snapshots_load_like_checkpoints(tmp_path, tiny_config):
     assert "optimizer_states" not in safe_torch_load(snaps[1])
     final = load(tmp_path / "run", "last").model.state_dict()
     assert all(torch.equal(v, final[k]) for k, v in last.model.state_dict().items())
+
+
+def test_training_stops_at_the_first_validation_that_reaches_the_target(tmp_path, tiny_config):
+    # Any MSE of [0, 1] data is below 1: the first validation (after epoch 1, step 5) ends the run.
+    fit(tiny_config(trainer__max_epochs=4, trainer__stop_below_val_mse=1.0), tmp_path / "reached")
+    assert state(tmp_path / "reached")["global_step"] == 5
+    # An unreachable target never stops it early.
+    fit(tiny_config(trainer__max_epochs=4, trainer__stop_below_val_mse=1e-12), tmp_path / "unreached")
+    assert state(tmp_path / "unreached")["global_step"] == 20
+
+
+def test_stop_target_must_be_positive(tiny_config):
+    with pytest.raises(ConfigError, match="stop_below_val_mse"):
+        tiny_config(trainer__stop_below_val_mse=0)
+
+
+def test_a_run_stopped_by_its_time_limit_resumes_to_the_uninterrupted_run(tmp_path, tiny_config):
+    fit(tiny_config(), tmp_path / "reference")
+    fit(tiny_config(trainer__max_time_minutes=1e-6), tmp_path / "run")  # out of time after its first step
+    assert state(tmp_path / "run")["global_step"] == 1
+    fit(tiny_config(trainer__max_time_minutes=60), tmp_path / "run", resume=True)  # more time, same run
+    assert_same_training_state(state(tmp_path / "reference"), state(tmp_path / "run"))
+
+
+def test_the_time_limit_counts_the_time_before_a_resume(tmp_path, tiny_config):
+    fit(tiny_config(trainer__max_epochs=1), tmp_path / "run")
+    elapsed = state(tmp_path / "run")["callbacks"]["LastCheckpoint"]["elapsed_seconds"]
+    assert elapsed > 0
+    # A limit the first part of the run already used up: the resumed run stops after one more step.
+    fit(tiny_config(trainer__max_time_minutes=elapsed / 60), tmp_path / "run", resume=True)
+    assert state(tmp_path / "run")["global_step"] == 6

@@ -136,7 +136,8 @@ class TrainerConfig:
 
     max_epochs: int = 250
     max_steps: int = -1  # stop after this many optimiser steps (-1: no limit)
-    max_time_minutes: float | None = None  # stop after this much wall-clock training time
+    max_time_minutes: float | None = None  # stop after this much training time, counted over every resume
+    stop_below_val_mse: float | None = None  # stop once validation MSE is at or below this (e.g. a paper's number)
     precision: Literal["32", "bf16"] = "32"  # "bf16": bf16 autocast, fp32 weights and optimiser
     accelerator: str = "auto"
     devices: int | str = 1
@@ -157,6 +158,8 @@ class TrainerConfig:
         require_positive(self, "threads", "snapshot_every_n_epochs")
         if self.max_time_minutes is not None and self.max_time_minutes <= 0:
             raise ConfigError(f"trainer.max_time_minutes must be > 0, got {self.max_time_minutes}")
+        if self.stop_below_val_mse is not None and not self.stop_below_val_mse > 0:
+            raise ConfigError(f"trainer.stop_below_val_mse must be > 0, got {self.stop_below_val_mse}")
         if self.max_steps == 0 or self.max_steps < -1:
             raise ConfigError(f"trainer.max_steps must be -1 (no limit) or positive, got {self.max_steps}")
 

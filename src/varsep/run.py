@@ -138,7 +138,8 @@ def fit(config: RunConfig, run_dir: str | Path, *, resume: bool = False, overwri
 
 
 # Settings that may change when a run is resumed (they do not change what was learnt so far).
-_RESUMABLE_CHANGES = {"trainer.max_epochs", "trainer.max_steps", "trainer.progress_bar", "trainer.threads",
+_RESUMABLE_CHANGES = {"trainer.max_epochs", "trainer.max_steps", "trainer.max_time_minutes",
+                      "trainer.stop_below_val_mse", "trainer.progress_bar", "trainer.threads",
                       "trainer.log_every_n_steps", "trainer.checkpoint_every_n_steps", "trainer.val_every_n_epochs",
                       "data.root", "data.num_workers", "data.val_batch_size"}
 

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import random
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from torchmetrics import MeanMetric
 
@@ -204,25 +203,50 @@ class ThreadSettings(Callback):
 
 
 class LastCheckpoint(Callback):
-    """Keeps ``last.ckpt`` current: every ``every_n_steps`` steps, at every epoch end and when training ends.
+    """Keeps ``last.ckpt`` current: every ``every_n_steps`` steps, at every epoch end and when training ends;
+    and ends training once ``max_seconds`` of training time have passed, counted over every resume.
 
     (Lightning's ModelCheckpoint stops saving at epoch ends once a step interval is set, so the last
     checkpoint could lag the final weights.) On Ctrl-C it saves too, before Lightning shuts down.
+    The time limit is ours rather than Lightning's ``max_time``: that one stops mid-epoch and saves the
+    loops as if the epoch had ended, so a resumed run skipped the rest of that epoch; here the checkpoint is
+    written *before* the stop, like a periodic one, and a resumed run continues exactly where it stopped.
     """
 
-    def __init__(self, path: Path, every_n_steps: int) -> None:
+    def __init__(self, path: Path, every_n_steps: int, max_seconds: float | None = None) -> None:
         self.path = path
         self.every_n_steps = every_n_steps
+        self.max_seconds = max_seconds
         self._saved_step = -1
+        self._seconds_before = 0.0  # training time of the run before this process (from the checkpoint)
+        self._started: float | None = None
+
+    def elapsed_seconds(self) -> float:
+        return self._seconds_before + (time.monotonic() - self._started if self._started is not None else 0.0)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"elapsed_seconds": self.elapsed_seconds()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._seconds_before = float(state_dict.get("elapsed_seconds", 0.0))
 
     def _save(self, trainer: L.Trainer) -> None:
         if trainer.global_step != self._saved_step and not trainer.sanity_checking:
             trainer.save_checkpoint(self.path, weights_only=False)  # full: optimiser, schedule, loops, RNG
             self._saved_step = trainer.global_step
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._started = time.monotonic()
+
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
-        if trainer.global_step % self.every_n_steps == 0:
+        out_of_time = self.max_seconds is not None and self.elapsed_seconds() >= self.max_seconds
+        if out_of_time or trainer.global_step % self.every_n_steps == 0:
             self._save(trainer)
+        if out_of_time and not trainer.should_stop:
+            trainer.should_stop = True
+            print(f"\nTime limit of {self.max_seconds / 60:g} min reached at step {trainer.global_step}: saved "
+                  f"{self.path}; continue with: varsep fit --resume --run-dir {self.path.parent.parent} "
+                  "--trainer.max_time_minutes MORE")
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._save(trainer)
@@ -247,8 +271,17 @@ class Snapshots(Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
+        if not trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+            return  # an epoch cut short by the time limit: its snapshot is taken when a resume completes it
         if epoch % self.every == 0:
             trainer.save_checkpoint(self.folder / f"epoch-{epoch:04d}.ckpt", weights_only=True)
+
+
+def target_reached(threshold: float) -> EarlyStopping:
+    """Stops training at the first validation whose MSE is at or below ``threshold`` ("stop once the paper's
+    number is matched"), judged on the validation split so the test set plays no part; never on patience."""
+    return EarlyStopping(monitor="val/mse", mode="min", stopping_threshold=threshold, patience=10**9,
+                         check_on_train_epoch_end=False, strict=False, verbose=True)
 
 
 def build_trainer(config: RunConfig, run_dir: Path, *, progress: bool | None = None,
@@ -262,10 +295,13 @@ def build_trainer(config: RunConfig, run_dir: Path, *, progress: bool | None = N
     best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/mse", mode="min", save_top_k=1,
                            enable_version_counter=False)
     show_progress = tc.progress_bar if progress is None else progress
-    callbacks: list[Callback] = [LastCheckpoint(ckpt_dir / "last.ckpt", tc.checkpoint_every_n_steps), best,
+    max_seconds = None if tc.max_time_minutes is None else 60 * tc.max_time_minutes
+    callbacks: list[Callback] = [LastCheckpoint(ckpt_dir / "last.ckpt", tc.checkpoint_every_n_steps, max_seconds), best,
                                  ThreadSettings(tc.threads)]
     if tc.snapshot_every_n_epochs:
         callbacks.append(Snapshots(ckpt_dir / "snapshots", tc.snapshot_every_n_epochs))
+    if tc.stop_below_val_mse is not None:
+        callbacks.append(target_reached(tc.stop_below_val_mse))
     if show_progress:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
     callbacks += extra_callbacks or []
@@ -282,7 +318,6 @@ def build_trainer(config: RunConfig, run_dir: Path, *, progress: bool | None = N
     return L.Trainer(
         profiler=profiler,
         max_epochs=tc.max_epochs, max_steps=tc.max_steps,
-        max_time=None if tc.max_time_minutes is None else timedelta(minutes=tc.max_time_minutes),
         precision="bf16-mixed" if tc.precision == "bf16" else "32-true",
         accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes, strategy=tc.strategy,
         logger=loggers, callbacks=callbacks, plugins=[AtomicCheckpointIO()],
