@@ -7,6 +7,9 @@ and the last checkpoint are evaluated on the test set (MSE only, no swap, no fig
 training time each one took is read from the checkpoint. Writes ``<out>.csv`` and ``<out>.png``
 (MSE at the longest test horizon, mean over its steps, against hours of training).
 
+``--validation`` also draws each run's validation MSE (logged at every validation in ``logs/metrics.csv``,
+nothing is scored) against the training time of its step; ``--no-test`` draws only that, at no cost.
+
 Rows already in an existing ``<out>.csv`` (same run, checkpoint file, step and ``--limit``) are reused rather
 than scored again, so the curve of a resumed run costs only its new snapshots; ``--rescore`` scores everything.
 """
@@ -76,6 +79,26 @@ def score_run(run_dir: Path, limit: int | None, batch_size: int,
     return rows
 
 
+def validation_curve(run_dir: Path) -> list[tuple[int, float, float]]:
+    """(step, training hours, validation MSE) of every validation in a run's log: free to draw, and on data
+    that chose the checkpoints, not on the test set. The hours are those of the last training row logged
+    at or before the validation's step."""
+    path = run_dir / "logs" / "metrics.csv"
+    if not path.is_file():
+        raise SystemExit(f"{run_dir} has no logs/metrics.csv: is it a run folder?")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    seconds: list[tuple[int, float]] = sorted((int(r["step"]), float(r["train/seconds"])) for r in rows
+                                              if r.get("train/seconds"))
+    points = []
+    for row in rows:
+        if row.get("val/mse"):
+            step = int(row["step"])
+            before = [sec for st, sec in seconds if st <= step]
+            points.append((step, (before[-1] if before else 0.0) / 3600, float(row["val/mse"])))
+    return points
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", type=Path)
@@ -83,28 +106,42 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, help="score only the first N test windows")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--rescore", action="store_true", help="score every checkpoint, even those in <out>.csv")
+    parser.add_argument("--validation", action="store_true", help="also draw the validation MSE of the logs")
+    parser.add_argument("--no-test", action="store_true", help="score nothing: draw the validation MSE only")
     args = parser.parse_args(argv)
-    scored = {} if args.rescore else read_scored(args.out.with_suffix(".csv"))
-    rows = [row for run in args.runs for row in score_run(run, args.limit, args.batch_size, scored)]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    keys = sorted({k for r in rows for k in r}, key=lambda k: (k != "run", k != "checkpoint", k))
-    with open(args.out.with_suffix(".csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
+    rows: list[dict] = []
+    if not args.no_test:
+        scored = {} if args.rescore else read_scored(args.out.with_suffix(".csv"))
+        rows = [row for run in args.runs for row in score_run(run, args.limit, args.batch_size, scored)]
+        keys = sorted({k for r in rows for k in r}, key=lambda k: (k != "run", k != "checkpoint", k))
+        with open(args.out.with_suffix(".csv"), "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(rows)
     fig, ax = plt.subplots(figsize=(6, 3.8))
+    colours = {}
     for run in dict.fromkeys(r["run"] for r in rows):
         pts = [r for r in rows if r["run"] == run]
         metric = next(k for k in pts[0] if k.startswith("mse_t"))
-        ax.plot([p["train_hours"] for p in pts], [p[metric] for p in pts], marker="o", label=f"{run} ({metric})")
+        line, = ax.plot([p["train_hours"] for p in pts], [p[metric] for p in pts], marker="o",
+                        label=f"{run}, test ({metric})")
+        colours[run] = line.get_color()
+    if args.validation or args.no_test:
+        for run in args.runs:
+            pts = validation_curve(run)
+            ax.plot([p[1] for p in pts], [p[2] for p in pts], linestyle="--", marker=".", color=colours.get(run.name),
+                    label=f"{run.name}, validation")
     ax.set_xlabel("training time (hours, this machine)")
-    ax.set_ylabel("test MSE (mean over the horizon)")
+    ax.set_ylabel("test MSE (mean over the horizon)" if not args.no_test and not args.validation else
+                  "MSE (mean over the horizon)")
     ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(args.out.with_suffix(".png"), dpi=120)
-    print(f"wrote {args.out.with_suffix('.csv')} and {args.out.with_suffix('.png')}")
+    written = [args.out.with_suffix(s) for s in ([".png"] if args.no_test else [".csv", ".png"])]
+    print("wrote " + " and ".join(map(str, written)))
 
 
 if __name__ == "__main__":

@@ -58,3 +58,22 @@ def test_every_snapshot_is_scored_like_evaluate_and_scored_rows_are_reused(tmp_p
     assert len(calls) == 3 and {int(r["windows"]) for r in read_rows(out.with_suffix(".csv"))} == {3}
     curve.main([str(run), "--out", str(out), "--rescore"])
     assert len(calls) == 6
+
+
+def test_validation_curve_reads_every_validation_of_the_log(tmp_path, tiny_config, curve):
+    run = tmp_path / "run"
+    fit(tiny_config(trainer__max_epochs=3), run)  # validation after every epoch: steps 4, 9, 14 (0-based)
+    points = curve.validation_curve(run)
+    with open(run / "logs" / "metrics.csv", newline="") as f:
+        logged = [(int(r["step"]), float(r["val/mse"])) for r in csv.DictReader(f) if r.get("val/mse")]
+    assert [(p[0], p[2]) for p in points] == logged and len(logged) == 3
+    hours = [p[1] for p in points]
+    assert 0 < hours[0] < hours[1] < hours[2]
+    out = tmp_path / "val"
+    curve.main([str(run), "--out", str(out), "--no-test"])  # scores nothing, draws the figure
+    assert out.with_suffix(".png").stat().st_size > 0 and not out.with_suffix(".csv").exists()
+
+
+def test_validation_curve_of_a_folder_without_logs_is_explained(tmp_path, curve):
+    with pytest.raises(SystemExit, match="no logs/metrics.csv"):
+        curve.validation_curve(tmp_path)
