@@ -20,7 +20,9 @@ from varsep.training import ForecastTask
 
 
 def test_two_process_ddp_matches_single_process(tmp_path, tiny_config):
-    config = tiny_config(trainer__max_epochs=1, data__batches_per_epoch=6, trainer__threads=1)
+    # (a time limit that is never reached: its per-step check is a collective under DDP)
+    config = tiny_config(trainer__max_epochs=1, data__batches_per_epoch=6, trainer__threads=1,
+                         trainer__max_time_minutes=60)
     (tmp_path / "config.yaml").write_text(config.to_yaml())
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     runs = {}

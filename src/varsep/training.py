@@ -240,6 +240,8 @@ class LastCheckpoint(Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         out_of_time = self.max_seconds is not None and self.elapsed_seconds() >= self.max_seconds
+        if self.max_seconds is not None:
+            out_of_time = trainer.strategy.broadcast(out_of_time)  # every process stops at the same step
         if out_of_time or trainer.global_step % self.every_n_steps == 0:
             self._save(trainer)
         if out_of_time and not trainer.should_stop:
