@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Reproduce the paper's Table 1 on WaveEq and WaveEq-100, with and without S (issue: docs/results.md).
 # Resumable: after an interruption, run it again; partial runs are resumed, finished ones only re-evaluated
-# (a run stopped by TARGET=paper trains on to its next validation if the script is run again with TARGET).
+# (a run stopped by TARGET=paper keeps that target in its config.yaml: run again, it trains on to its next
+# validation and stops there once more).
 #
 #   scripts/reproduce_table1.sh                 # all four runs, one after the other
 #   RUNS="waveeq100 waveeq100_without_s" scripts/reproduce_table1.sh
