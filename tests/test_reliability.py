@@ -272,6 +272,12 @@ def test_stop_target_must_be_positive(tiny_config):
         tiny_config(trainer__stop_below_val_mse=0)
 
 
+def test_stop_target_without_validation_data_is_refused(tmp_path, tiny_config):
+    with pytest.raises(ConfigError, match="needs validation data"):
+        fit(tiny_config(trainer__stop_below_val_mse=1e-3, data__val_sequences=0), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_run_stopped_by_its_time_limit_resumes_to_the_uninterrupted_run(tmp_path, tiny_config):
     fit(tiny_config(), tmp_path / "reference")
     fit(tiny_config(trainer__max_time_minutes=1e-6), tmp_path / "run")  # out of time after its first step

@@ -107,6 +107,9 @@ def fit(config: RunConfig, run_dir: str | Path, *, resume: bool = False, overwri
     # Open the data before anything is written or deleted: bad data never costs an existing run.
     dataset = open_dataset(config)
     config = resolve_config(config, dataset)
+    if config.trainer.stop_below_val_mse is not None and len(dataset.val_windows()) == 0:
+        raise ConfigError("trainer.stop_below_val_mse needs validation data, and this data set has no "
+                          "validation windows: hold some out (e.g. data.val_sequences) or drop the target")
     if resume and (run_dir / CONFIG_FILE).is_file():
         saved = resolve_config(config_from_dict(read_yaml(run_dir / CONFIG_FILE)), dataset)
         _check_resumable(saved, config)

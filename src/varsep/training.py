@@ -239,9 +239,9 @@ class LastCheckpoint(Callback):
         self._started = time.monotonic()
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
-        out_of_time = self.max_seconds is not None and self.elapsed_seconds() >= self.max_seconds
-        if self.max_seconds is not None:
-            out_of_time = trainer.strategy.broadcast(out_of_time)  # every process stops at the same step
+        out_of_time = False
+        if self.max_seconds is not None:  # rank 0's clock decides, so every process stops at the same step
+            out_of_time = trainer.strategy.broadcast(self.elapsed_seconds() >= self.max_seconds)
         if out_of_time or trainer.global_step % self.every_n_steps == 0:
             self._save(trainer)
         if out_of_time and not trainer.should_stop:
