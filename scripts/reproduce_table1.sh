@@ -6,6 +6,7 @@
 #
 #   scripts/reproduce_table1.sh                 # all four runs, one after the other
 #   RUNS="waveeq100 waveeq100_without_s" scripts/reproduce_table1.sh
+#   RUNS="waveeq100_seed1" scripts/reproduce_table1.sh   # a run name ending in _seedN trains with --seed N
 #
 # Environment: DATA (default data/waveeq), ROOT (default runs/table1), THREADS (intra-op threads per run),
 # PRECISION_WAVEEQ (default bf16: see docs/performance.md for its accuracy check), PRECISION_WAVEEQ100 (32),
@@ -23,19 +24,24 @@ VARSEP=${VARSEP:-.venv/bin/varsep}
 [ -f "$DATA/frames.npy" ] || "$VARSEP" generate waveeq --out "$DATA" --quiet
 
 for run in $RUNS; do
-  case $run in
+  model=${run%_seed*}  # waveeq100_without_s_seed1 → waveeq100_without_s, seed 1
+  seed=0
+  [ "$model" != "$run" ] && seed=${run##*_seed}
+  [[ $seed =~ ^[0-9]+$ ]] || { echo "bad seed in run name $run (want NAME_seedN)" >&2; exit 2; }
+  case $model in
     waveeq100*) config=waveeq100; precision=${PRECISION_WAVEEQ100:-32} ;;
     waveeq*)    config=waveeq;    precision=${PRECISION_WAVEEQ:-bf16} ;;
   esac
-  case $run in  # the paper's Table 1, MSE at t+40
+  case $model in  # the paper's Table 1, MSE at t+40
     waveeq100)           paper=4.33e-5 ;;
     waveeq100_without_s) paper=1.33e-4 ;;
     waveeq)              paper=1.44e-4 ;;
     waveeq_without_s)    paper=5.09e-4 ;;
-    *) echo "unknown run $run (waveeq100, waveeq100_without_s, waveeq, waveeq_without_s)" >&2; exit 2 ;;
+    *) echo "unknown run $run (waveeq100, waveeq100_without_s, waveeq, waveeq_without_s, optionally _seedN)" >&2
+       exit 2 ;;
   esac
-  extra=()
-  [[ $run == *_without_s ]] && extra=(--model.content false)
+  extra=(--seed "$seed")
+  [[ $model == *_without_s ]] && extra+=(--model.content false)
   limits=(--trainer.threads "$THREADS")
   [ "${TARGET:-}" = paper ] && limits+=(--trainer.stop_below_val_mse "$paper")
   [ -n "${MINUTES:-}" ] && limits+=(--trainer.max_time_minutes "$MINUTES")
