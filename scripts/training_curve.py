@@ -10,8 +10,10 @@ training time each one took is read from the checkpoint. Writes ``<out>.csv`` an
 ``--validation`` also draws each run's validation MSE (logged at every validation in ``logs/metrics.csv``,
 nothing is scored) against the training time of its step; ``--no-test`` draws only that, at no cost.
 
-Rows already in an existing ``<out>.csv`` (same run, checkpoint file, step and ``--limit``) are reused rather
-than scored again, so the curve of a resumed run costs only its new snapshots; ``--rescore`` scores everything.
+Rows already in an existing ``<out>.csv`` (same run, checkpoint file, step, ``--limit`` and precision) are reused
+rather than scored again, so the curve of a resumed run costs only its new snapshots; ``--rescore`` scores
+everything. ``--precision`` (default auto: bf16 autocast where the CPU runs it natively and faster) is recorded
+in each row; rows written before precision was recorded were scored in fp32.
 """
 
 from __future__ import annotations
@@ -30,36 +32,37 @@ from varsep.data import build_dataset  # noqa: E402
 from varsep.evaluation import evaluate  # noqa: E402
 from varsep.run import find_checkpoint, load_checkpoint  # noqa: E402
 
-Key = tuple[str, str, int, int | None]  # run, checkpoint file, step, --limit
+Key = tuple[str, str, int, int | None, str]  # run, checkpoint file, step, --limit, precision
 
 
 def read_scored(csv_path: Path) -> dict[Key, dict]:
-    """Rows of an earlier run of this script, keyed by (run, checkpoint file, step, limit)."""
+    """Rows of an earlier run of this script, keyed by (run, checkpoint file, step, limit, precision)."""
     if not csv_path.exists():
         return {}
     with open(csv_path, newline="") as f:
         rows = list(csv.DictReader(f))
     scored = {}
     for row in rows:
-        parsed = {k: (v if k in ("run", "checkpoint") else float(v)) for k, v in row.items() if v != ""}
+        parsed = {k: (v if k in ("run", "checkpoint", "precision") else float(v)) for k, v in row.items() if v != ""}
+        parsed.setdefault("precision", "32")
         parsed["step"] = int(parsed["step"])
         if "limit" in parsed:
             parsed["limit"] = int(parsed["limit"])
         if "windows" in parsed:
             parsed["windows"] = int(parsed["windows"])
-        scored[(parsed["run"], parsed["checkpoint"], parsed["step"], parsed.get("limit"))] = parsed
+        scored[(parsed["run"], parsed["checkpoint"], parsed["step"], parsed.get("limit"), parsed["precision"])] = parsed
     return scored
 
 
 def score_run(run_dir: Path, limit: int | None, batch_size: int,
-              scored: dict[Key, dict] | None = None) -> list[dict]:
+              scored: dict[Key, dict] | None = None, precision: str = "auto") -> list[dict]:
     """One row per snapshot and the last checkpoint of ``run_dir``; rows found in ``scored`` are not re-run."""
     snapshots = sorted((run_dir / "checkpoints" / "snapshots").glob("epoch-*.ckpt"))
     paths = snapshots + [find_checkpoint(run_dir, "last")]
     rows, dataset = [], None
     for path in paths:
         step = int(safe_torch_load(path).get("global_step", -1))
-        cached = (scored or {}).get((run_dir.name, path.name, step, limit))
+        cached = (scored or {}).get((run_dir.name, path.name, step, limit, precision))
         if cached is not None:
             rows.append(cached)
             print(f"{run_dir.name}/{path.name} (step {step}): scored before, reused")
@@ -68,11 +71,11 @@ def score_run(run_dir: Path, limit: int | None, batch_size: int,
         dataset = dataset or build_dataset(loaded.config.data)
         horizon = str(max(loaded.config.data.test_horizons))
         report = evaluate(loaded, dataset, batch_size=batch_size, limit=limit, progress=False, figures=False,
-                          swap=False, ssim=False)
+                          swap=False, ssim=False, precision=precision)
         seconds = float(safe_torch_load(path).get("varsep", {}).get("train_seconds", 0.0))
         rows.append({"run": run_dir.name, "checkpoint": path.name, "step": loaded.step, "train_hours": seconds / 3600,
                      f"mse_t{horizon}": report["horizons"][horizon]["mse_mean"],
-                     "windows": report["horizons"][horizon]["windows"]})
+                     "windows": report["horizons"][horizon]["windows"], "precision": report["precision"]})
         if limit is not None:
             rows[-1]["limit"] = limit
         print(rows[-1])
@@ -99,6 +102,14 @@ def validation_curve(run_dir: Path) -> list[tuple[int, float, float]]:
     return points
 
 
+def _resolved(precision: str) -> str:
+    from varsep.precision import resolve_precision
+
+    choice = resolve_precision(precision)
+    print(choice.summary())
+    return choice.value
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", type=Path)
@@ -108,12 +119,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rescore", action="store_true", help="score every checkpoint, even those in <out>.csv")
     parser.add_argument("--validation", action="store_true", help="also draw the validation MSE of the logs")
     parser.add_argument("--no-test", action="store_true", help="score nothing: draw the validation MSE only")
+    parser.add_argument("--precision", choices=["auto", "32", "bf16"], default="auto",
+                        help="scoring precision (default auto: bf16 where the CPU runs it natively and faster)")
     args = parser.parse_args(argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
     if not args.no_test:
         scored = {} if args.rescore else read_scored(args.out.with_suffix(".csv"))
-        rows = [row for run in args.runs for row in score_run(run, args.limit, args.batch_size, scored)]
+        rows = [row for run in args.runs for row in score_run(run, args.limit, args.batch_size, scored,
+                                                              _resolved(args.precision))]
         keys = sorted({k for r in rows for k in r}, key=lambda k: (k != "run", k != "checkpoint", k))
         with open(args.out.with_suffix(".csv"), "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=keys)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,8 @@ import torch
 from varsep.data.waveeq import generate
 
 torch.set_num_threads(2)
+# The precision probe's cache (varsep.precision) goes to a scratch folder, never the user's ~/.cache.
+os.environ.setdefault("VARSEP_CACHE_DIR", tempfile.mkdtemp(prefix="varsep-test-cache-"))
 
 
 @pytest.fixture(scope="session")
@@ -24,6 +28,7 @@ TINY_MODEL = {
     "data.batch_size": 8, "data.batches_per_epoch": 5, "data.val_sequences": 1, "data.val_stride": 20,
     "trainer.max_epochs": 2, "trainer.val_every_n_epochs": 1, "trainer.checkpoint_every_n_steps": 2,
     "trainer.log_every_n_steps": 1, "trainer.progress_bar": False,
+    "trainer.precision": "32",  # the same arithmetic on every machine (tests/test_precision.py tests auto)
 }
 
 

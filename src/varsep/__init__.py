@@ -3,8 +3,8 @@
 __version__ = "0.1.0"
 
 
-def load(run_dir_or_checkpoint, which: str = "best"):
+def load(run_dir_or_checkpoint, which: str = "best", *, precision: str = "auto"):
     """A trained model (:class:`varsep.api.Forecaster`) from a run folder or checkpoint file."""
     from varsep.api import load as _load
 
-    return _load(run_dir_or_checkpoint, which)
+    return _load(run_dir_or_checkpoint, which, precision=precision)

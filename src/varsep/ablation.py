@@ -105,7 +105,7 @@ def _finished(run_dir: Path, config: RunConfig) -> dict[str, Any] | None:
 
 def ablate(config: RunConfig, run_root: str | Path, *, variants: list[str] | None = None,
            budget_steps: int | None = None, batch_size: int = 64, limit: int | None = None,
-           precision: str = "32", device: str | None = "cpu", figures: bool = True,
+           precision: str = "auto", device: str | None = "cpu", figures: bool = True,
            progress: bool = True, log=print) -> dict[str, Any]:
     """Train and evaluate each variant in ``run_root/<variant>``; write ablation.md and ablation.json."""
     from varsep.evaluation import evaluate

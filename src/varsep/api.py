@@ -22,18 +22,28 @@ import numpy as np
 import torch
 
 from varsep.model import Content
+from varsep.precision import Precision, resolve_precision
 from varsep.run import LoadedRun, find_checkpoint, load_checkpoint
 
 
 class Forecaster:
     """A trained separable forecaster with input checks, in evaluation mode, without gradients."""
 
-    def __init__(self, run: LoadedRun) -> None:
+    def __init__(self, run: LoadedRun, precision: str | Precision = "auto") -> None:
         self.run = run
         self.model = run.model.eval()
         self.config = run.config
         self.spec = run.spec
         self.transform: dict[str, Any] | None = run.transform
+        self._precision = precision
+
+    @property
+    def precision(self) -> Precision:
+        """The arithmetic forecasts run in (resolved on first use; see :mod:`varsep.precision`)."""
+        if not isinstance(self._precision, Precision):
+            device = next(self.model.parameters()).device
+            self._precision = resolve_precision(self._precision, device)
+        return self._precision
 
     @property
     def cond_frames(self) -> int:
@@ -52,10 +62,10 @@ class Forecaster:
         window, single, as_numpy = self._window(cond)
         if horizon is not None and horizon < 1:
             raise ValueError(f"horizon must be ≥ 1, got {horizon}")
-        with torch.no_grad():
+        with torch.no_grad(), self.precision.autocast(window.device):
             out = self.model.forecast(window, horizon, times=None if times is None else torch.as_tensor(times),
                                       method=method, **solver)
-        return self._out(out, single, as_numpy)
+        return self._out(out.float(), single, as_numpy)
 
     def encode(self, cond: Any) -> tuple[Content | None, Any]:
         """(S, T_t0) of conditioning windows; S is a :class:`Content` (code and skip maps) or None."""
@@ -130,8 +140,10 @@ def apply_transform(transform: dict[str, Any] | None, values: np.ndarray, *, inv
     return out.astype(np.float32)
 
 
-def load(run_dir_or_checkpoint: str | Path, which: str = "best") -> Forecaster:
-    """Load a trained model from a run folder (``best`` or ``last`` checkpoint) or a ``.ckpt`` file."""
+def load(run_dir_or_checkpoint: str | Path, which: str = "best", *, precision: str | Precision = "auto") -> Forecaster:
+    """Load a trained model from a run folder (``best`` or ``last`` checkpoint) or a ``.ckpt`` file.
+
+    ``precision``: "auto" (bf16 autocast where the hardware runs it natively and faster), "32" or "bf16"."""
     path = Path(run_dir_or_checkpoint)
     checkpoint = path if path.is_file() else find_checkpoint(path, which)
-    return Forecaster(load_checkpoint(checkpoint))
+    return Forecaster(load_checkpoint(checkpoint), precision)

@@ -138,14 +138,19 @@ class TrainerConfig:
     max_steps: int = -1  # stop after this many optimiser steps (-1: no limit)
     max_time_minutes: float | None = None  # stop after this much training time, counted over every resume
     stop_below_val_mse: float | None = None  # stop once validation MSE is at or below this (e.g. a paper's number)
-    precision: Literal["32", "bf16"] = "32"  # "bf16": bf16 autocast, fp32 weights and optimiser
+    # "auto": bf16 autocast where the hardware runs it natively and faster, else fp32 (varsep.precision);
+    # "bf16": bf16 autocast (fp32 weights and optimiser) on any hardware; "32": fp32.
+    precision: Literal["auto", "32", "bf16"] = "auto"
     accelerator: str = "auto"
     devices: int | str = 1
     num_nodes: int = 1
     strategy: str = "auto"
     threads: int | None = None  # intra-op threads; None: all cores of this process
     val_every_n_epochs: int = 10
-    checkpoint_every_n_steps: int = 50  # also at every epoch end; resume restarts from the latest
+    val_every_n_steps: int | None = None  # validate every N optimiser steps instead (runs with short epochs)
+    # last.ckpt every N steps, at the end of training, and at the end of each epoch of at least N batches
+    # (a run of one-batch epochs is not checkpointed every step); resume continues exactly mid-epoch too
+    checkpoint_every_n_steps: int = 50
     snapshot_every_n_epochs: int | None = None  # keep weights-only snapshots (for curves of a metric over training)
     log_every_n_steps: int = 10
     progress_bar: bool = True
@@ -155,7 +160,7 @@ class TrainerConfig:
     def validate(self) -> None:
         require_positive(self, "max_epochs", "num_nodes", "val_every_n_epochs", "checkpoint_every_n_steps",
                   "log_every_n_steps")
-        require_positive(self, "threads", "snapshot_every_n_epochs")
+        require_positive(self, "threads", "snapshot_every_n_epochs", "val_every_n_steps")
         if self.max_time_minutes is not None and self.max_time_minutes <= 0:
             raise ConfigError(f"trainer.max_time_minutes must be > 0, got {self.max_time_minutes}")
         if self.stop_below_val_mse is not None and not self.stop_below_val_mse > 0:

@@ -24,6 +24,7 @@ import numpy as np
 
 from varsep.api import Forecaster, load
 from varsep.errors import DataError
+from varsep.precision import Precision
 
 
 @dataclass
@@ -145,9 +146,9 @@ def continue_times(t: np.ndarray, steps: np.ndarray) -> np.ndarray:
 
 def predict(run: str | Path | Forecaster, input_path: str | Path, out: str | Path, *, horizon: int | None = None,
             times: list[float] | None = None, method: str = "residual", checkpoint: str = "best",
-            variable: str | None = None, figure: bool = True) -> Path:
+            variable: str | None = None, figure: bool = True, precision: str | Precision = "auto") -> Path:
     """Forecast from the observations in ``input_path`` and write them to ``out``; returns ``out``."""
-    model = run if isinstance(run, Forecaster) else load(run, checkpoint)
+    model = run if isinstance(run, Forecaster) else load(run, checkpoint, precision=precision)
     if (horizon is None) == (times is None):
         raise DataError("give either --horizon N or --times t1,t2,…")
     obs = read_observations(input_path, model.frame_shape, variable=variable)
