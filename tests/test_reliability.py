@@ -293,3 +293,25 @@ def test_the_time_limit_counts_the_time_before_a_resume(tmp_path, tiny_config):
     # A limit the first part of the run already used up: the resumed run stops after one more step.
     fit(tiny_config(trainer__max_time_minutes=elapsed / 60), tmp_path / "run", resume=True)
     assert state(tmp_path / "run")["global_step"] == 6
+
+
+def test_one_batch_epochs_are_checkpointed_and_validated_by_steps(tmp_path, tiny_config, monkeypatch):
+    """A small data set (one batch per epoch) is not checkpointed at every epoch end, and validation can be
+    scheduled by steps: the run costs what its steps cost."""
+    from varsep.checkpoint import AtomicCheckpointIO
+
+    saved: list[str] = []
+    real_save = AtomicCheckpointIO.save_checkpoint
+    monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint",
+                        lambda self, ckpt, path, *a, **k: saved.append(
+                            f"{Path(path).name}@{ckpt['global_step']}") or real_save(self, ckpt, path, *a, **k))
+    config = tiny_config(data__batches_per_epoch=1, trainer__max_epochs=9, trainer__checkpoint_every_n_steps=4,
+                         trainer__val_every_n_steps=3)
+    run_dir = fit(config, tmp_path / "run")
+    assert [s for s in saved if s.startswith("last")] == ["last.ckpt@4", "last.ckpt@8", "last.ckpt@9"]
+    rows = (run_dir / "logs" / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    validated = [int(r.split(",")[header.index("step")]) + 1 for r in rows[1:]
+                 if r.split(",")[header.index("val/mse")]]
+    assert validated == [3, 6, 9]
+    assert state(run_dir)["global_step"] == 9

@@ -31,20 +31,30 @@ def _fit(args: argparse.Namespace, extra: list[str]) -> None:
 def _evaluate(args: argparse.Namespace, extra: list[str]) -> None:
     from varsep.config import parse_override_args
     from varsep.data import build_dataset
-    from varsep.evaluation import evaluate, summary_lines
+    from varsep.evaluation import evaluate, resolve_device, summary_lines
     from varsep.run import load, resume_config
 
     run = load(args.run_dir, args.checkpoint)
     overrides = parse_override_args(extra)
     data_config = resume_config(args.run_dir, overrides).data if overrides else run.config.data
     out = Path(args.out) if args.out else Path(args.run_dir) / "eval"
+    precision = _precision(args.precision, resolve_device(args.device))
     report = evaluate(run, build_dataset(data_config), out_dir=out, batch_size=args.batch_size,
-                      limit=args.limit, precision=args.precision, progress=not args.quiet,
+                      limit=args.limit, precision=precision, progress=not args.quiet,
                       figures=not args.no_figures, swap=not args.no_swap, device=args.device, ssim=not args.no_ssim,
                       label=Path(args.run_dir).name)
     for line in summary_lines(report):
         print(line)
     print(f"metrics.json, results.md and figures in {out}")
+
+
+def _precision(requested: str, device):
+    """The resolved precision of an evaluation or forecast, printed once."""
+    from varsep.precision import resolve_precision
+
+    choice = resolve_precision(requested, device)
+    print(choice.summary())
+    return choice
 
 
 def _ablate(args: argparse.Namespace, extra: list[str]) -> None:
@@ -89,25 +99,29 @@ def _predict(args: argparse.Namespace) -> None:
 
     try:
         times = [float(t) for t in args.times.split(",")] if args.times else None
+        precision = _precision(args.precision, "cpu")
         out = predict(args.run_dir, args.input, args.out, horizon=args.horizon, times=times, method=args.method,
-                      checkpoint=args.checkpoint, variable=args.variable, figure=not args.no_figure)
+                      checkpoint=args.checkpoint, variable=args.variable, figure=not args.no_figure,
+                      precision=precision)
     except ValueError as err:  # bad times, solver names, horizons: the user's input, not a bug
         raise VarsepError(str(err)) from None
     print(f"wrote {out}" + ("" if args.no_figure else f" and {out.with_suffix('.png')}"))
 
 
 def _demo(args: argparse.Namespace) -> None:
-    from varsep.demo import fresh_folder, run_demo
+    from varsep.demo import DEMO_STEPS, fresh_folder, run_demo
 
     # Without --out, a second demo goes to runs/demo-2 (and so on) rather than failing or overwriting.
     out = Path(args.out) if args.out is not None else fresh_folder(Path("runs/demo"))
-    run_demo(out, minutes=args.minutes, overwrite=args.overwrite, progress=not args.quiet)
+    run_demo(out, steps=DEMO_STEPS if args.steps is None else args.steps, minutes=args.minutes, overwrite=args.overwrite, progress=not args.quiet,
+             precision=args.precision)
 
 
 def _add_scoring_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--limit", type=int, help="score only the first N test windows of each horizon")
-    p.add_argument("--precision", choices=["32", "bf16"], default="32", help="evaluation precision")
+    p.add_argument("--precision", choices=["auto", "32", "bf16"], default="auto",
+                   help="auto (default): bf16 autocast where the hardware runs it natively and faster, else fp32")
     p.add_argument("--device", default="cpu", help="evaluation device: cpu (default), cuda, or auto")
     p.add_argument("--no-figures", action="store_true", help="metrics and tables only")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -183,10 +197,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default="best", help="best (default), last, or a .ckpt path")
     p.add_argument("--variable", help="the array of an .npz, or the variable of a NetCDF/Zarr input")
     p.add_argument("--no-figure", action="store_true", help="do not draw the PNG next to the output")
+    p.add_argument("--precision", choices=["auto", "32", "bf16"], default="auto",
+                   help="auto (default): bf16 autocast where the hardware runs it natively and faster, else fp32")
 
     p = sub.add_parser("demo", help="generate a small WaveEq set, train a few minutes, evaluate")
     p.add_argument("--out", help="folder for data and run (default: runs/demo, or runs/demo-2 … if it exists)")
-    p.add_argument("--minutes", type=float, default=3.0, help="training time budget (default: 3)")
+    p.add_argument("--steps", type=int, default=None, help="training steps (default: 500, sized for 2 AVX2 cores)")
+    p.add_argument("--minutes", type=float, default=4.0,
+                   help="cap on the training time, for machines slower than the demo was sized for (default: 4)")
+    p.add_argument("--precision", choices=["auto", "32", "bf16"], default="auto",
+                   help="auto (default): bf16 autocast where the hardware runs it natively and faster, else fp32")
     p.add_argument("--overwrite", action="store_true", help="replace an existing demo folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser

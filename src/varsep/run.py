@@ -31,6 +31,7 @@ from varsep.data import build_dataset
 from varsep.data.base import DataSpec, SequenceDataset
 from varsep.errors import CheckpointError, ConfigError, VarsepError
 from varsep.model import SeparableForecaster
+from varsep.precision import ENV_RESOLVED, Precision, accelerator_device, resolve_precision
 
 CONFIG_FILE = "config.yaml"
 INFO_FILE = "run.json"
@@ -51,6 +52,46 @@ def git_commit() -> str | None:
 def environment() -> dict[str, Any]:
     return {"varsep": __version__, "torch": torch.__version__, "lightning": L.__version__,
             "python": platform.python_version(), "platform": platform.platform(), "git_commit": git_commit()}
+
+
+def model_summary(model: SeparableForecaster) -> str:
+    """One line: the parameter count of the model and of each sub-network."""
+    def millions(module: torch.nn.Module | None) -> str:
+        return f"{sum(p.numel() for p in module.parameters()) / 1e6:.2f} M" if module is not None else "—"
+
+    parts = [("E_S", model.content_encoder), ("E_T", model.dynamic_encoder), ("dynamics", model.dynamics),
+             ("D", model.decoder)]
+    inner = ", ".join(f"{name} {millions(net)}" for name, net in parts if net is not None)
+    return f"model: {millions(model)} parameters ({inner})"
+
+
+def read_info(run_dir: Path) -> dict[str, Any] | None:
+    """A run folder's run.json, or None when it has none (or an unreadable one)."""
+    try:
+        info = json.loads((Path(run_dir) / INFO_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def machine_change(previous: dict[str, Any] | None, choice: Precision) -> str | None:
+    """What a resumed run should say when it continues on other hardware or in another precision."""
+    if not previous:
+        return None
+    before = previous.get("precision")
+    if not isinstance(before, dict):  # a run from before precision was recorded
+        return None
+    old_hw, new_hw = before.get("hardware") or {}, choice.hardware or {}
+    where_then = f"{old_hw.get('name', '?')} ({old_hw.get('capability', '?')})"
+    where_now = f"{new_hw.get('name', '?')} ({new_hw.get('capability', '?')})"
+    same_machine = all(old_hw.get(k) == new_hw.get(k) for k in ("name", "capability", "device"))
+    old_label = "bf16 autocast" if before.get("value") == "bf16" else "fp32"
+    if before.get("value") != choice.value:
+        return (f"resumed on {where_now}: this run trained in {old_label} on {where_then} before; precision "
+                f"{choice.requested} now resolves to {choice.label}")
+    if not same_machine and new_hw:
+        return f"resumed on another machine, {where_now} (before: {where_then}); precision stays {choice.label}"
+    return None
 
 
 def is_primary_process() -> bool:
@@ -98,7 +139,14 @@ def open_dataset(config: RunConfig) -> SequenceDataset:
 def fit(config: RunConfig, run_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
         progress: bool | None = None, callbacks: list | None = None) -> Path:
     """Train ``config`` in ``run_dir`` (resuming from its last checkpoint if asked); returns run_dir."""
-    from varsep.training import ForecastTask, SequenceDataModule, build_trainer
+    from varsep.training import (
+        ForecastTask,
+        SequenceDataModule,
+        build_trainer,
+        epoch_batches,
+        planned_steps,
+        quiet_lightning,
+    )
 
     run_dir = Path(run_dir)
     primary = is_primary_process()
@@ -114,13 +162,23 @@ def fit(config: RunConfig, run_dir: str | Path, *, resume: bool = False, overwri
         saved = resolve_config(config_from_dict(read_yaml(run_dir / CONFIG_FILE)), dataset)
         _check_resumable(saved, config)
     ckpt = resume_checkpoint(run_dir, resume)
+    choice = resolve_precision(config.trainer.precision, accelerator_device(config.trainer.accelerator))
     if primary:
+        previous = read_info(run_dir) if resume else None
+        print(choice.summary())
+        change = machine_change(previous, choice)
+        if change:
+            print(change)
         if overwrite and not resume and run_dir.exists():
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / CONFIG_FILE).write_text(config.to_yaml())
         info = {"command": sys.argv, "started": time.strftime("%Y-%m-%d %H:%M:%S"), "seed": config.seed,
-                "resumed_from": str(ckpt) if ckpt else None, "spec": asdict(dataset.spec), **environment()}
+                "resumed_from": str(ckpt) if ckpt else None, "spec": asdict(dataset.spec),
+                "precision": choice.to_dict(), **environment()}
+        if previous:  # one entry per earlier session of this run (each resume may run on another machine)
+            info["history"] = [*previous.get("history", []),
+                               {k: v for k, v in previous.items() if k not in ("history", "spec")}]
         (run_dir / INFO_FILE).write_text(json.dumps(info, indent=1))
 
     L.seed_everything(config.seed, workers=True, verbose=False)
@@ -135,15 +193,31 @@ def fit(config: RunConfig, run_dir: str | Path, *, resume: bool = False, overwri
                 net.compile()
     datamodule = SequenceDataModule(dataset, config, task.ae_choices, task.keep)
     resume_step = int(safe_torch_load(ckpt).get("global_step", 0)) if ckpt is not None else None
-    trainer = build_trainer(config, run_dir, progress=progress, extra_callbacks=callbacks, resume_step=resume_step)
-    trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt)
+    per_epoch = epoch_batches(dataset, config)
+    with quiet_lightning():
+        trainer = build_trainer(config, run_dir, progress=progress, extra_callbacks=callbacks,
+                                resume_step=resume_step, precision=choice.value,
+                                total_steps=planned_steps(config, per_epoch), epoch_batches=per_epoch)
+    if primary:
+        print(model_summary(task.model))
+    inherited = os.environ.get(ENV_RESOLVED)
+    os.environ[ENV_RESOLVED] = choice.value  # worker processes (DDP) run in the precision decided here
+    try:
+        with quiet_lightning():
+            trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt)
+    finally:
+        if inherited is None:
+            os.environ.pop(ENV_RESOLVED, None)
+        else:
+            os.environ[ENV_RESOLVED] = inherited
     return run_dir
 
 
 # Settings that may change when a run is resumed (they do not change what was learnt so far).
-_RESUMABLE_CHANGES = {"trainer.max_epochs", "trainer.max_steps", "trainer.max_time_minutes",
+_RESUMABLE_CHANGES = {"trainer.max_epochs", "trainer.precision", "trainer.max_steps", "trainer.max_time_minutes",
                       "trainer.stop_below_val_mse", "trainer.progress_bar", "trainer.threads",
                       "trainer.log_every_n_steps", "trainer.checkpoint_every_n_steps", "trainer.val_every_n_epochs",
+                      "trainer.val_every_n_steps",
                       "data.root", "data.num_workers", "data.val_batch_size"}
 
 

@@ -6,17 +6,22 @@ of Lightning; this module wires them into a Trainer with our checkpoint I/O, log
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import random
 import time
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from torchmetrics import MeanMetric
+from tqdm.auto import tqdm
 
 from varsep import __version__
 from varsep.checkpoint import AtomicCheckpointIO
@@ -27,6 +32,7 @@ from varsep.errors import TrainingError
 from varsep.logs import ResumableCSVLogger
 from varsep.model import SeparableForecaster, build_model
 from varsep.model.losses import ae_choices, loss_terms
+from varsep.precision import accelerator_device, resolve_precision
 
 
 class ForecastTask(L.LightningModule):
@@ -213,9 +219,13 @@ class LastCheckpoint(Callback):
     written *before* the stop, like a periodic one, and a resumed run continues exactly where it stopped.
     """
 
-    def __init__(self, path: Path, every_n_steps: int, max_seconds: float | None = None) -> None:
+    def __init__(self, path: Path, every_n_steps: int, max_seconds: float | None = None,
+                 epoch_batches: int | None = None) -> None:
         self.path = path
         self.every_n_steps = every_n_steps
+        # Epoch ends are checkpointed only when an epoch is at least a checkpoint interval long: with
+        # one-batch epochs a save at each would cost more than the training.
+        self.at_epoch_end = epoch_batches is None or epoch_batches >= every_n_steps
         self.max_seconds = max_seconds
         self._saved_step = -1
         self._seconds_before = 0.0  # training time of the run before this process (from the checkpoint)
@@ -251,7 +261,8 @@ class LastCheckpoint(Callback):
                   "--trainer.max_time_minutes MORE")
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._save(trainer)
+        if self.at_epoch_end:
+            self._save(trainer)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._save(trainer)
@@ -279,6 +290,99 @@ class Snapshots(Callback):
             trainer.save_checkpoint(self.folder / f"epoch-{epoch:04d}.ckpt", weights_only=True)
 
 
+class RunProgress(Callback):
+    """One progress bar over the whole run (steps done of the run's total, with its ETA), the latest
+    training loss and validation MSE — rather than Lightning's bar per epoch, which on small data sets
+    restarts every fraction of a second and never says when the run will end."""
+
+    def __init__(self, total_steps: int | None, max_seconds: float | None = None) -> None:
+        self.total = total_steps
+        self.max_seconds = max_seconds
+        self.bar: tqdm | None = None
+        self._postfix: dict[str, str] = {}
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.global_rank != 0:
+            return
+        total = self.total
+        note = f" (stops after {self.max_seconds / 60:g} min of training)" if self.max_seconds else ""
+        self.bar = tqdm(total=total, initial=trainer.global_step, unit="step", desc="training" + note,
+                        dynamic_ncols=True, smoothing=0.1)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if self.bar is None:
+            return
+        loss = trainer.callback_metrics.get("loss")
+        if loss is not None:
+            self._postfix["loss"] = f"{float(loss):.4g}"
+        self.bar.set_postfix(self._postfix, refresh=False)
+        self.bar.update(trainer.global_step - self.bar.n)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        val = trainer.callback_metrics.get("val/mse")
+        if self.bar is not None and val is not None and not trainer.sanity_checking:
+            self._postfix["val_mse"] = f"{float(val):.3e}"
+            self.bar.set_postfix(self._postfix)
+
+    def _close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._close()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self._close()
+
+
+def epoch_batches(dataset: SequenceDataset, config: RunConfig) -> int:
+    """Batches in one training epoch (what TrainStream serves)."""
+    per_epoch = config.data.batches_per_epoch or dataset.default_batches_per_epoch
+    if per_epoch is not None:
+        return per_epoch
+    windows = dataset.train_source().windows
+    return max(1, len(windows) // config.data.batch_size) if windows is not None else 1
+
+
+def planned_steps(config: RunConfig, batches_per_epoch: int) -> int:
+    """The optimiser steps a run will make (the smaller of max_steps and max_epochs × batches per epoch)."""
+    tc = config.trainer
+    by_epochs = tc.max_epochs * batches_per_epoch
+    return min(tc.max_steps, by_epochs) if tc.max_steps > 0 else by_epochs
+
+
+# Lightning's notices that say nothing to a varsep user (our own lines say what ran, in what precision, and
+# where the results are); genuine warnings are kept.
+_NOISE = (
+    r".*is not supported by the model summary.*",
+    r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
+    r".*smaller than the logging interval.*",
+    r".*Checkpoint directory .* exists and is not empty.*",
+    r".*does not have many workers which may be a bottleneck.*",
+    r".*`training_step` returned `None`.*",
+)
+
+
+@contextlib.contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Silence Lightning's banners and tips (GPU/TPU available, AMP used, cloud-logging adverts, "fit
+    stopped") and the notices in ``_NOISE`` for the duration of a fit."""
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric", "lightning")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            for pattern in _NOISE:
+                warnings.filterwarnings("ignore", message=pattern)
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
 def target_reached(threshold: float) -> EarlyStopping:
     """Stops training at the first validation whose MSE is at or below ``threshold`` ("stop once the paper's
     number is matched"), judged on the validation split so the test set plays no part; never on patience."""
@@ -287,25 +391,31 @@ def target_reached(threshold: float) -> EarlyStopping:
 
 
 def build_trainer(config: RunConfig, run_dir: Path, *, progress: bool | None = None,
-                  extra_callbacks: list[Callback] | None = None, resume_step: int | None = None) -> L.Trainer:
+                  extra_callbacks: list[Callback] | None = None, resume_step: int | None = None,
+                  precision: str | None = None, total_steps: int | None = None,
+                  epoch_batches: int | None = None) -> L.Trainer:
     """A Trainer writing checkpoints, CSV and TensorBoard logs under ``run_dir``.
 
     ``resume_step``: the global step of the checkpoint a resumed run starts from (its logs continue there).
+    ``precision``: the resolved precision, "32" or "bf16" (default: ``trainer.precision`` resolved here).
     """
     tc = config.trainer
+    if precision is None:
+        precision = resolve_precision(tc.precision, accelerator_device(tc.accelerator)).value
     ckpt_dir = run_dir / "checkpoints"
     best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/mse", mode="min", save_top_k=1,
                            enable_version_counter=False)
     show_progress = tc.progress_bar if progress is None else progress
     max_seconds = None if tc.max_time_minutes is None else 60 * tc.max_time_minutes
-    callbacks: list[Callback] = [LastCheckpoint(ckpt_dir / "last.ckpt", tc.checkpoint_every_n_steps, max_seconds), best,
+    callbacks: list[Callback] = [LastCheckpoint(ckpt_dir / "last.ckpt", tc.checkpoint_every_n_steps, max_seconds,
+                                                epoch_batches), best,
                                  ThreadSettings(tc.threads)]
     if tc.snapshot_every_n_epochs:
         callbacks.append(Snapshots(ckpt_dir / "snapshots", tc.snapshot_every_n_epochs))
     if tc.stop_below_val_mse is not None:
         callbacks.append(target_reached(tc.stop_below_val_mse))
     if show_progress:
-        callbacks.append(TQDMProgressBar(refresh_rate=1))
+        callbacks.append(RunProgress(total_steps, max_seconds))
     callbacks += extra_callbacks or []
     loggers = [ResumableCSVLogger(save_dir=run_dir, name="logs", version="", resume_step=resume_step),
                TensorBoardLogger(save_dir=run_dir / "logs", name="tensorboard", version="",
@@ -320,11 +430,12 @@ def build_trainer(config: RunConfig, run_dir: Path, *, progress: bool | None = N
     return L.Trainer(
         profiler=profiler,
         max_epochs=tc.max_epochs, max_steps=tc.max_steps,
-        precision="bf16-mixed" if tc.precision == "bf16" else "32-true",
+        precision="bf16-mixed" if precision == "bf16" else "32-true",
         accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes, strategy=tc.strategy,
         logger=loggers, callbacks=callbacks, plugins=[AtomicCheckpointIO()],
-        check_val_every_n_epoch=tc.val_every_n_epochs, log_every_n_steps=tc.log_every_n_steps,
-        enable_progress_bar=show_progress, enable_model_summary=show_progress,
+        check_val_every_n_epoch=None if tc.val_every_n_steps else tc.val_every_n_epochs,
+        val_check_interval=tc.val_every_n_steps, log_every_n_steps=tc.log_every_n_steps,
+        enable_progress_bar=False, enable_model_summary=False,
         use_distributed_sampler=False, num_sanity_val_steps=0, default_root_dir=run_dir,
         benchmark=False, deterministic=False, gradient_clip_val=None,
     )
