@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -11,6 +12,14 @@ from torch import nn
 from varsep.data.base import WindowSet
 from varsep.data.windows import ArrayWindows
 from varsep.model.separable import Content
+
+
+class FakeCodes(NamedTuple):
+    """What a fake "trajectory" carries to its decoding: the conditioning frames and the sequence's own S."""
+
+    cond: torch.Tensor
+    horizon: int
+    own: Content | None
 
 
 class FakeModel(nn.Module):
@@ -37,6 +46,18 @@ class FakeModel(nn.Module):
 
     def content_code(self, cond: torch.Tensor) -> torch.Tensor:
         return cond.flatten(1).mean(1, keepdim=True)
+
+    def encode_content(self, cond: torch.Tensor) -> Content | None:
+        return self.encode(cond)[0]
+
+    def trajectory(self, cond: torch.Tensor, horizon: int) -> tuple[Content | None, FakeCodes]:
+        own = self.encode(cond)[0]
+        return own, FakeCodes(cond, horizon, own)
+
+    def decode(self, content: Content | None, codes: FakeCodes) -> torch.Tensor:
+        swapped = content is not codes.own
+        self.calls.append((len(codes.cond), swapped))
+        return self.predict(codes.cond, codes.horizon, content if swapped else None)
 
     def forecast(self, cond: torch.Tensor, horizon: int, *, content: Content | None = None) -> torch.Tensor:
         assert cond.shape[1] == self.cond_frames

@@ -33,6 +33,7 @@ from varsep.data import build_dataset
 from varsep.data.base import SequenceDataset, WindowSet
 from varsep.errors import DataError
 from varsep.model import SeparableForecaster
+from varsep.precision import Precision, resolve_precision
 from varsep.run import LoadedRun
 from varsep.scores import CurveAccumulator, FrameScorer, headline_mse, mse_label
 from varsep.swap import SwapScorer, partners, swap_forecast, swap_truths
@@ -42,6 +43,7 @@ __all__ = ["CurveAccumulator", "check_compatible", "evaluate", "headline_mse", "
 
 
 def autocast(precision: str, device: str | torch.device = "cpu") -> contextlib.AbstractContextManager:
+    """bf16 autocast for a resolved precision "bf16", nothing for "32"."""
     if precision == "bf16":
         return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
@@ -70,14 +72,14 @@ def score_horizon(model: SeparableForecaster, windows: WindowSet, horizon: int, 
             idx = np.arange(lo, min(lo + batch_size, n))
             frames = torch.from_numpy(windows.take(idx)).to(device)
             with autocast(precision, device):
-                pred = model.forecast(scorer.split(frames)[0], horizon).float()
+                own, codes = model.trajectory(scorer.split(frames)[0], horizon)
+                pred = model.decode(own, codes).float()
             acc.add_all(scorer.score(idx, frames, pred), len(idx))
             swapped = content = None
             if swapper is not None:
                 content = torch.from_numpy(windows.take(swapper.content_indices(idx))).to(device)
-                with autocast(precision, device):
-                    swapped = swap_forecast(model, scorer.split(frames)[0], scorer.split(content)[0],
-                                            horizon).float()
+                with autocast(precision, device):  # the same codes T, decoded with the partner's S
+                    swapped = model.decode(model.encode_content(scorer.split(content)[0]), codes).float()
                 swapper.add(idx, frames, pred, swapped)
             take = slice(0, max(0, keep - len(examples["index"])))
             examples["index"].extend(idx[take])
@@ -95,17 +97,23 @@ def score_horizon(model: SeparableForecaster, windows: WindowSet, horizon: int, 
 
 
 def evaluate(loaded: LoadedRun, dataset: SequenceDataset | None = None, *, out_dir: str | Path | None = None,
-             batch_size: int = 64, limit: int | None = None, precision: str = "32", progress: bool = True,
-             figures: bool = True, swap: bool = True, device: str | None = "cpu",
+             batch_size: int = 64, limit: int | None = None, precision: str | Precision = "auto",
+             progress: bool = True, figures: bool = True, swap: bool = True, device: str | None = "cpu",
              label: str | None = None, ssim: bool = True) -> dict[str, Any]:
-    """Score a loaded run on every test horizon of its data set; write metrics.json, results.md, figures."""
+    """Score a loaded run on every test horizon of its data set; write metrics.json, results.md, figures.
+
+    ``precision``: "auto" (bf16 autocast where the hardware runs it natively and faster, see
+    :mod:`varsep.precision`), "32" or "bf16"; metrics.json records what ran and why."""
     dataset = dataset or build_dataset(loaded.config.data)
     check_compatible(loaded, dataset)
     dev = resolve_device(device)
+    choice = precision if isinstance(precision, Precision) else resolve_precision(precision, dev)
+    precision = choice.value
     model = loaded.model.to(dev).eval()
     report: dict[str, Any] = {
         "label": label or _run_label(loaded), "checkpoint": str(loaded.checkpoint), "step": loaded.step,
-        "data": loaded.config.data.name, "precision": precision, "limit": limit,
+        "data": loaded.config.data.name, "precision": precision, "precision_reason": choice.reason,
+        "limit": limit,
         "content": model.uses_content, "horizons": {}, "figures": []}
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:

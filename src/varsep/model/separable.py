@@ -155,22 +155,29 @@ class SeparableForecaster(nn.Module):
         model's reconstructions of the conditioning frames (with ``horizon`` and reconstruct_cond only).
         ``content`` replaces the sequence's own S (content swap).
         """
+        own_content, codes = self.trajectory(cond, horizon, times=times, method=method, step_size=step_size,
+                                             rtol=rtol, atol=atol, include_cond=include_cond)
+        return self.decode(own_content if content is None else content, codes)
+
+    def trajectory(self, cond: torch.Tensor, horizon: int | None = None, *, times: torch.Tensor | None = None,
+                   method: str = "residual", step_size: float | None = None, rtol: float = 1e-6,
+                   atol: float = 1e-7, include_cond: bool = False) -> tuple[Content | None, torch.Tensor]:
+        """S and the codes T of the frames :meth:`forecast` decodes (B, n, …), before decoding: a content
+        swap decodes the same codes with another S, without encoding or integrating again."""
         if (horizon is None) == (times is None):
             raise ValueError("give either horizon (frames after the window) or times, not both")
-        own_content, t0 = self.encode(cond)
-        content = own_content if content is None else content
+        content, t0 = self.encode(cond)
         if times is None and self.time_stride == 1:
             codes = self.rollout(t0, self.cond_frames - 1 + horizon - self.first_index)
             if not include_cond:
                 codes = codes[:, self.cond_frames - self.first_index:]
-            return self.decode(content, codes)
+            return content, codes
         if include_cond:
             raise ValueError("include_cond goes with horizon (and frames observed every frame), not with times")
         if times is None:  # every frame after the window, though frames were observed every time_stride
             times = torch.arange(1, horizon + 1, dtype=torch.float64)
         elapsed = self.last_cond_time - self.first_time + check_times(times)
-        codes = solve(self.dynamics, t0, elapsed, method=method, step_size=step_size, rtol=rtol, atol=atol)
-        return self.decode(content, codes)
+        return content, solve(self.dynamics, t0, elapsed, method=method, step_size=step_size, rtol=rtol, atol=atol)
 
     def _check_window(self, window: torch.Tensor) -> None:
         if window.dim() < 3 or window.shape[1] != self.cond_frames:
