@@ -1,7 +1,9 @@
 """Benchmark: Moving MNIST (paper config: DCGAN, batch 128, 5+10 frames) — training step, data generation,
 and inference on the test protocol. Prints one JSON object. Usage:
 
-    python benchmarks/bench_mmnist.py [--steps 3] [--batch 128] [--inference-sequences 128]
+    python benchmarks/bench_mmnist.py [--steps 3] [--batch 128] [--inference-sequences 128] [--authors DIR]
+
+With ``--authors DIR`` the authors' own Moving MNIST step is timed in the same run (benchmarks/authors_step.py).
 
 - training step (forward + backward + Adam) in fp32 and with bf16 autocast, NCHW and channels-last;
 - the on-the-fly generator: seconds to draw one training batch, next to the step time;
@@ -16,8 +18,14 @@ import resource
 import sys
 import time
 
+import subprocess
+from pathlib import Path
+
 import numpy as np
 import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import hardware  # noqa: E402
 
 from varsep.config import load_config
 from varsep.data.base import DataSpec
@@ -86,18 +94,26 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--inference-sequences", type=int, default=128)
     parser.add_argument("--skip-layouts", action="store_true", help="only the default (NCHW) layout")
+    parser.add_argument("--authors", type=Path, help="checkout of the authors' repository, timed side by side")
     args = parser.parse_args()
-    out: dict = {"torch": torch.__version__, "threads": torch.get_num_threads(), "batch": args.batch,
-                 "authors_s_per_step_reference": 20.0}
+    out: dict = {"hardware": hardware(), "batch": args.batch}
     layouts = ["nchw"] if args.skip_layouts else ["nchw", "channels_last"]
-    for precision in ("fp32", "bf16"):
+    precisions = ("fp32", "bf16") if out["hardware"]["bf16_native"] else ("fp32",)  # emulated bf16: hours
+    for precision in precisions:
         for layout in layouts:
             out[f"train_step_{precision}_{layout}"] = time_training(precision, layout, args.steps, args.batch)
     out["generator"] = time_generator(args.batch)
     best = min(v["s_per_step"] for k, v in out.items() if k.startswith("train_step_"))
     out["generator"]["share_of_fastest_step"] = out["generator"]["s_per_batch"] / best
-    out["speedup_vs_authors"] = out["authors_s_per_step_reference"] / best
-    for precision in ("fp32", "bf16"):
+    if args.authors is not None:
+        command = [sys.executable, str(Path(__file__).parent / "authors_step.py"), "--authors", str(args.authors),
+                   "--data", "mnist", "--steps", str(args.steps)]
+        authors = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+        out["authors_train_step_fp32"] = authors
+        out["speedup_vs_authors"] = authors["s_per_step"] / best
+    else:
+        out["authors_train_step_fp32"] = "not measured: pass --authors DIR (a checkout of the authors' code)"
+    for precision in precisions:
         out[f"inference_{precision}"] = time_inference(precision, args.inference_sequences)
     out["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     json.dump(out, sys.stdout, indent=1)

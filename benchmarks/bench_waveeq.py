@@ -1,7 +1,11 @@
 """Benchmark: one WaveEq training step (paper config, batch 128) in fp32 and bf16, and the generator.
 
 Prints one JSON object. Usage:
-    python benchmarks/bench_waveeq.py [--steps 5] [--skip-generator] [--threads 2]
+    python benchmarks/bench_waveeq.py [--steps 5] [--skip-generator] [--threads 2] [--authors DIR]
+
+With ``--authors DIR`` (a checkout of the authors' implementation, kept outside this repository) their
+training step on the same configuration is timed in the same run (benchmarks/authors_step.py), so the two
+figures come from the same machine at the same time.
 
 Reported: seconds per optimiser step (forward + backward + Adam), sequences per second, the achieved
 GFLOP/s (FLOPs counted analytically from the matrix products), its share of the matrix-product peak
@@ -21,6 +25,9 @@ import time
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import hardware  # noqa: E402
 
 from varsep.config import LossConfig, load_config
 from varsep.data.base import DataSpec
@@ -104,6 +111,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--skip-generator", action="store_true")
     parser.add_argument("--generator-sequences", type=int, default=300)
+    parser.add_argument("--authors", type=Path, help="checkout of the authors' repository, timed side by side")
     parser.add_argument("--child", choices=["fp32", "bf16"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
@@ -113,9 +121,12 @@ def main() -> None:
         r["peak_rss_gb"] = peak_rss_gb()
         json.dump(r, sys.stdout)
         return
-    out: dict = {"torch": torch.__version__, "threads": torch.get_num_threads(), "batch": args.batch}
-    out["matmul_peak_gflops"] = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
-    for precision in ("fp32", "bf16"):
+    out: dict = {"hardware": hardware(), "batch": args.batch}
+    out["matmul_peak_gflops"] = {"fp32": matmul_peak(torch.float32)}
+    if out["hardware"]["bf16_native"]:  # an emulated bf16 product runs at a fraction of a GFLOP/s
+        out["matmul_peak_gflops"]["bf16"] = matmul_peak(torch.bfloat16)
+    precisions = ("fp32", "bf16") if out["hardware"]["bf16_native"] else ("fp32",)  # emulated bf16: hours
+    for precision in precisions:
         command = [sys.executable, __file__, "--child", precision, "--steps", str(args.steps),
                    "--batch", str(args.batch)]
         command += ["--threads", str(args.threads)] if args.threads else []
@@ -123,7 +134,16 @@ def main() -> None:
         r = json.loads(child.stdout)
         r["share_of_peak"] = r["achieved_gflops"] / out["matmul_peak_gflops"][precision]
         out[f"train_step_{precision}"] = r
-    out["authors_s_per_step_reference"] = 2.99
+    if args.authors is not None:
+        command = [sys.executable, str(Path(__file__).parent / "authors_step.py"), "--authors", str(args.authors),
+                   "--data", "wave", "--steps", str(max(3, args.steps))]
+        command += ["--threads", str(args.threads)] if args.threads else []
+        authors = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+        out["authors_train_step_fp32"] = authors
+        out["speedup_vs_authors"] = {p: authors["s_per_step"] / out[f"train_step_{p}"]["s_per_step"]
+                                     for p in precisions}
+    else:
+        out["authors_train_step_fp32"] = "not measured: pass --authors DIR (a checkout of the authors' code)"
     if not args.skip_generator:
         out["generator"] = time_generator(args.generator_sequences)
     json.dump(out, sys.stdout, indent=1)

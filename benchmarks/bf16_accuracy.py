@@ -29,7 +29,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--precisions", default="32,bf16", help="comma-separated, e.g. bf16 (spread across seeds)")
     args = parser.parse_args()
-    results = {"steps": args.steps, "config": args.config, "seed": args.seed}
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _common import hardware
+
+    results = {"hardware": hardware(), "steps": args.steps, "config": args.config, "seed": args.seed}
     precisions = args.precisions.split(",")
     for precision in precisions:
         config = load_config(args.config, {"data.root": args.data, "trainer.precision": precision,
@@ -40,7 +43,7 @@ def main() -> None:
         fit(config, run_dir, overwrite=True, progress=False)
         seconds = time.perf_counter() - start
         report = evaluate(load(run_dir, "last"), out_dir=None, limit=args.limit, progress=False,
-                          figures=False, swap=False, ssim=False)
+                          figures=False, swap=False, ssim=False, precision="32")  # both scored in fp32
         r = report["horizons"]["40"]
         results[precision] = {"train_seconds": seconds, "mse_mean": r["mse_mean"], "mse_at_40": r["mse"][-1]}
     if {"32", "bf16"} <= set(precisions):

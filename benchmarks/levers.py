@@ -117,7 +117,10 @@ def main() -> None:
         data, options = json.loads(args.child)
         print(json.dumps(run_variant(data, options, args.steps)))
         return
-    out: dict = {"torch": torch.__version__}
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _common import hardware
+
+    out: dict = {"hardware": hardware()}
     for data, variants in (("waveeq", WAVEEQ_VARIANTS), ("mmnist", MMNIST_VARIANTS)):
         if args.only and args.only != data:
             continue
