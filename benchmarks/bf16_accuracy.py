@@ -14,8 +14,10 @@ import time
 from pathlib import Path
 
 from varsep.config import load_config
-from varsep.evaluation import evaluate
-from varsep.run import fit, load
+from varsep.eval import EvalOptions  # noqa: E402
+from varsep.eval.evaluation import evaluate
+from varsep.forecaster import load
+from varsep.train import fit
 
 
 def main() -> None:
@@ -42,8 +44,9 @@ def main() -> None:
         start = time.perf_counter()
         fit(config, run_dir, overwrite=True, progress=False)
         seconds = time.perf_counter() - start
-        report = evaluate(load(run_dir, "last"), out_dir=None, limit=args.limit, progress=False,
-                          figures=False, swap=False, ssim=False, precision="32")  # both scored in fp32
+        scoring = EvalOptions(limit=args.limit, progress=False, figures=False, swap=False, ssim=False,
+                              precision="32")  # both scored in fp32
+        report = evaluate(load(run_dir, "last"), out_dir=None, options=scoring)
         r = report["horizons"]["40"]
         results[precision] = {"train_seconds": seconds, "mse_mean": r["mse_mean"], "mse_at_40": r["mse"][-1]}
     if {"32", "bf16"} <= set(precisions):

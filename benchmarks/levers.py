@@ -47,9 +47,9 @@ MMNIST_VARIANTS = {
 def run_variant(data: str, options: dict, steps: int) -> float:
     """Median seconds per step of one variant (in this process)."""
     from varsep.config import load_config
-    from varsep.data.base import DataSpec
     from varsep.model import build_model
-    from varsep.model.losses import ae_choices, loss_terms
+    from varsep.model.losses import loss_terms
+    from varsep.spec import DataSpec, ae_choices
 
     torch.set_num_threads(options.get("threads", 2))
     config = load_config(data)
@@ -92,8 +92,8 @@ def data_assembly_seconds() -> dict:
     """Seconds to assemble one WaveEq training batch (128 × 25 frames) from the memory-mapped files."""
     from varsep.config import load_config
     from varsep.data import build_dataset
-    from varsep.data.stream import TrainStream
-    from varsep.data.waveeq import generate
+    from varsep.datagen.waveeq import generate
+    from varsep.train.stream import TrainStream
 
     with tempfile.TemporaryDirectory() as tmp:
         generate(Path(tmp) / "w", num_sequences=40, progress=False)

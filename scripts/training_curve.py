@@ -27,10 +27,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from varsep.checkpoint import safe_torch_load  # noqa: E402
 from varsep.data import build_dataset  # noqa: E402
-from varsep.evaluation import evaluate  # noqa: E402
-from varsep.run import find_checkpoint, load_checkpoint  # noqa: E402
+from varsep.eval import EvalOptions  # noqa: E402
+from varsep.eval.evaluation import evaluate  # noqa: E402
+from varsep.forecaster import load_checkpoint
+from varsep.runs import find_checkpoint  # noqa: E402
+from varsep.storage import safe_torch_load  # noqa: E402
 
 Key = tuple[str, str, int, int | None, str]  # run, checkpoint file, step, --limit, precision
 
@@ -70,8 +72,9 @@ def score_run(run_dir: Path, limit: int | None, batch_size: int,
         loaded = load_checkpoint(path)
         dataset = dataset or build_dataset(loaded.config.data)
         horizon = str(max(loaded.config.data.test_horizons))
-        report = evaluate(loaded, dataset, batch_size=batch_size, limit=limit, progress=False, figures=False,
-                          swap=False, ssim=False, precision=precision)
+        options = EvalOptions(batch_size=batch_size, limit=limit, progress=False, figures=False, swap=False,
+                              ssim=False, precision=precision)
+        report = evaluate(loaded, dataset, options=options)
         seconds = float(safe_torch_load(path).get("varsep", {}).get("train_seconds", 0.0))
         rows.append({"run": run_dir.name, "checkpoint": path.name, "step": loaded.step, "train_hours": seconds / 3600,
                      f"mse_t{horizon}": report["horizons"][horizon]["mse_mean"],

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from varsep.data.waveeq import generate
+from varsep.datagen.waveeq import generate
 
 torch.set_num_threads(2)
 # The precision probe's cache (varsep.precision) goes to a scratch folder, never the user's ~/.cache.
@@ -49,7 +49,7 @@ def tiny_config(tiny_waveeq):
 def tiny_run(tmp_path_factory, tiny_waveeq):
     """A tiny WaveEq model trained for 10 steps (a few seconds), shared by the tests that only read it."""
     from varsep.config import load_config
-    from varsep.run import fit
+    from varsep.train import fit
 
     config = load_config("waveeq", {"data.root": str(tiny_waveeq), **TINY_MODEL})
     return fit(config, tmp_path_factory.mktemp("runs") / "tiny")

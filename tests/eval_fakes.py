@@ -12,6 +12,21 @@ from torch import nn
 from varsep.data.base import WindowSet
 from varsep.data.windows import ArrayWindows
 from varsep.model.separable import Content
+from varsep.spec import DataSpec
+
+
+class FakeData:
+    """The hooks of varsep.data.base.SequenceDataset the scoring reads, with their defaults; fakes override."""
+
+    unit_interval = True
+    paper_mse_factor = None
+    reports_paper_compatible = False
+
+    def physical(self, frames, windows, indices, offset):
+        return None
+
+    def test_motion(self):
+        return None
 
 
 class FakeCodes(NamedTuple):
@@ -23,10 +38,11 @@ class FakeCodes(NamedTuple):
 
 
 class FakeModel(nn.Module):
-    """The parts of SeparableForecaster the evaluation uses; subclasses say what a forecast is."""
+    """The parts of SeparableModel the evaluation uses; subclasses say what a forecast is."""
 
     def __init__(self, cond_frames: int = 5, *, content: bool = True, time_stride: int = 1) -> None:
         super().__init__()
+        self.spec = DataSpec((), cond_frames, 0, time_stride)  # the window arithmetic the scoring uses
         self.cond_frames = cond_frames
         self.time_stride = time_stride
         self.uses_content = content
@@ -34,10 +50,10 @@ class FakeModel(nn.Module):
 
     @property
     def cond_span(self) -> int:
-        return (self.cond_frames - 1) * self.time_stride + 1
+        return self.spec.cond_span
 
     def split_window(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return frames[:, :self.cond_span:self.time_stride], frames[:, self.cond_span:]
+        return self.spec.split(frames)
 
     def encode(self, cond: torch.Tensor) -> tuple[Content | None, torch.Tensor]:
         assert cond.shape[1] == self.cond_frames

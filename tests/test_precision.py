@@ -100,7 +100,7 @@ def test_the_real_probe_measures_both_kernels():
 
 # ------------------------------------------------------------------------------------- runs record it
 def test_fit_records_the_choice_and_a_resume_on_another_machine_says_so(cpu, tiny_config, tmp_path, capsys):
-    from varsep.run import fit
+    from varsep.train import fit
 
     cpu(native=True, speedup=3.0)
     config = tiny_config(trainer__max_epochs=1, trainer__precision="auto")
@@ -121,9 +121,10 @@ def test_fit_records_the_choice_and_a_resume_on_another_machine_says_so(cpu, tin
 
 
 def test_evaluation_records_its_precision(cpu, tiny_run):
-    from varsep.evaluation import evaluate
-    from varsep.run import load
+    from varsep.eval.evaluation import EvalOptions, evaluate
+    from varsep.forecaster import load
 
     cpu(native=False)
-    report = evaluate(load(tiny_run, "last"), limit=4, progress=False, figures=False, swap=False, ssim=False)
+    report = evaluate(load(tiny_run, "last"),
+                      options=EvalOptions(limit=4, progress=False, figures=False, swap=False, ssim=False))
     assert report["precision"] == "32" and "no bf16 instructions" in report["precision_reason"]

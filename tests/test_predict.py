@@ -8,15 +8,15 @@ import torch
 import xarray as xr
 
 import varsep
-from varsep.api import apply_transform
 from varsep.cli import main
 from varsep.errors import DataError
+from varsep.forecaster import apply_transform
 from varsep.predict import continue_times, predict
 
 
 @pytest.fixture(scope="module")
 def model(tiny_run):
-    return varsep.load(tiny_run, "last")
+    return varsep.load(tiny_run, "last", precision="32")  # exact comparisons with the fp32 module
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def test_bad_inputs_are_explained(model, frames):
 
 def test_predict_npy_round_trip(tiny_run, model, frames, tmp_path):
     np.save(tmp_path / "one.npy", frames[0, :, 0])  # (time, H, W): the channel axis may be left out
-    out = predict(tiny_run, tmp_path / "one.npy", tmp_path / "f.npy", horizon=6, checkpoint="last")
+    out = predict(tiny_run, tmp_path / "one.npy", tmp_path / "f.npy", horizon=6, checkpoint="last", precision="32")
     got = np.load(out)
     assert got.shape == (6, 64, 64)
     np.testing.assert_allclose(got, model.forecast(frames[0, -5:], horizon=6)[:, 0], rtol=1e-5, atol=1e-6)
@@ -73,7 +73,7 @@ def test_predict_netcdf_matches_the_input(tiny_run, model, frames, tmp_path):
                     coords={"time": time, "y": np.arange(64) * 0.5, "x": np.arange(64) * 2.0}, attrs={"source": "t"})
     ds.to_netcdf(tmp_path / "obs.nc")
     out = predict(tiny_run, tmp_path / "obs.nc", tmp_path / "fc.nc", times=[1, 2.5], checkpoint="last",
-                  figure=False)
+                  figure=False, precision="32")
     fc = xr.open_dataset(out)
     assert list(fc.data_vars) == ["height"] and fc["height"].dims == ("time", "y", "x")
     assert fc["height"].attrs["units"] == "m" and fc.attrs["source"] == "t"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from varsep.config import load_config
-from varsep.data.waveeq import generate
-from varsep.evaluation import evaluate
-from varsep.run import fit, load
+from varsep.datagen.waveeq import generate
+from varsep.eval.evaluation import EvalOptions, evaluate
+from varsep.forecaster import load
+from varsep.train import fit
 
 pytestmark = pytest.mark.slow
 
@@ -19,6 +20,7 @@ def test_paper_waveeq_model_beats_repeating_the_last_frame(tmp_path):
                                     "trainer.max_epochs": 8, "trainer.precision": "bf16",
                                     "trainer.val_every_n_epochs": 8, "trainer.progress_bar": False})
     fit(config, tmp_path / "run")
-    report = evaluate(load(tmp_path / "run", "last"), limit=300, progress=False, figures=False, swap=False, ssim=False)
+    report = evaluate(load(tmp_path / "run", "last"),
+                      options=EvalOptions(limit=300, progress=False, figures=False, swap=False, ssim=False))
     result = report["horizons"]["40"]
     assert result["mse_mean"] < result["baseline_mse_mean"] / 3, result["mse_mean"]

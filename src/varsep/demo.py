@@ -13,10 +13,11 @@ from pathlib import Path
 
 from varsep.config import load_config
 from varsep.data import build_dataset
-from varsep.data.waveeq import generate
+from varsep.datagen.waveeq import generate
 from varsep.errors import ConfigError
-from varsep.evaluation import evaluate, summary_lines
-from varsep.run import fit, load
+from varsep.eval import evaluate, summary_lines
+from varsep.forecaster import load
+from varsep.train import fit
 
 DEMO_SEQUENCES = 60  # 48 for training (6 of them for validation), 12 for testing
 

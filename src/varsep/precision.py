@@ -237,7 +237,7 @@ def resolve_precision(requested: str = "auto", device: str | torch.device = "cpu
         return Precision(requested, "bf16", reason, hardware)
     if device.type != "cpu":
         if requested == "auto":
-            return Precision(requested, "32", f"bf16 is only chosen automatically on CPUs and CUDA GPUs", hardware)
+            return Precision(requested, "32", "bf16 is only chosen automatically on CPUs and CUDA GPUs", hardware)
         return Precision(requested, "bf16", "asked for", hardware)
     if not hardware["bf16_native"]:
         reason = f"{where} has no bf16 instructions (AMX or AVX-512-BF16), so bf16 would be emulated"

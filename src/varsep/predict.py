@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from varsep.api import Forecaster, load
 from varsep.errors import DataError
+from varsep.forecaster import Forecaster, load
 from varsep.precision import Precision
 
 
@@ -165,7 +165,7 @@ def predict(run: str | Path | Forecaster, input_path: str | Path, out: str | Pat
     raw = model.from_model(np.asarray(forecast))
     out = write_forecast(obs, raw, steps, Path(out))
     if figure and len(model.frame_shape) == 3:
-        from varsep import plots
+        from varsep.eval import plots
 
         history = obs.values[0, -span:]
         plots.prediction_strip(history, raw[0], steps, out.with_suffix(".png"), title=f"forecast of {obs.source.name}")

@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from varsep.data import chairs_archive
-from varsep.data.chairs import ChairsConfig, ChairsDataset, sequence_views, split_chairs
-from varsep.data.chairs_archive import load_frames, parse_view, preprocess_image, view_order
-from varsep.data.stream import TrainStream
+from varsep.config.datasets import ChairsConfig
+from varsep.data.chairs import ChairsDataset, sequence_views, split_chairs
+from varsep.data.chairs import archive as chairs_archive
+from varsep.data.chairs.archive import load_frames, parse_view, preprocess_image, view_order
 from varsep.errors import ConfigError, DataError
+from varsep.train.stream import TrainStream
 
 AZIMUTHS = [int(k * 360 / 31) for k in range(31)]  # 0, 11, 23, 34, … 348
 ELEVATIONS = [20, 30]

@@ -1,6 +1,6 @@
 """Your own data (data.kind: array | netcdf | zarr | frames): small files in the real formats, written here.
 
-Each kind trains two steps through varsep.run.fit; values, normalisation, splits and windows are checked
+Each kind trains two steps through varsep.fit; values, normalisation, splits and windows are checked
 against the arrays written; every documented error is triggered. The docs' example script and config are
 run as written, so docs/data/custom.md cannot rot.
 """
@@ -23,9 +23,10 @@ from varsep.cli import main
 from varsep.config import apply_overrides, config_from_dict
 from varsep.data import build_dataset
 from varsep.data.custom import CustomDataset
-from varsep.data.custom_split import share, split_sequences, split_time
+from varsep.data.custom.split import share, split_sequences, split_time
 from varsep.errors import ConfigError, DataError
-from varsep.run import fit, load
+from varsep.forecaster import load
+from varsep.train import fit
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "docs" / "examples"

@@ -10,9 +10,10 @@ from PIL import Image
 
 from varsep.config import load_config
 from varsep.data import build_dataset
-from varsep.data.base import DataSpec
-from varsep.data.kth import KTHDataset, natural_key
+from varsep.data.files import natural_key
+from varsep.data.kth import KTHDataset
 from varsep.errors import ConfigError, DataError
+from varsep.spec import DataSpec
 
 PERSONS = (1, 2, 16, 17, 18)
 ACTIONS = ("boxing", "walking")

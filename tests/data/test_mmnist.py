@@ -12,10 +12,9 @@ import torch
 
 from varsep.cli import main as cli_main
 from varsep.config import load_config
+from varsep.config.datasets import MovingMNISTConfig
 from varsep.data import build_dataset
-from varsep.data.base import DataSpec
-from varsep.data.mmnist import MovingMNISTConfig, build_test_motion, sidecar_path
-from varsep.data.mnist_digits import (
+from varsep.data.mmnist.digits import (
     Digits,
     load_digit_csv_split,
     load_digits,
@@ -23,10 +22,12 @@ from varsep.data.mnist_digits import (
     parse_idx,
     read_idx,
 )
-from varsep.data.moving_digits import MovingDigitsSource, random_motion, render, trajectories
+from varsep.data.mmnist.motion import MovingDigitsSource, random_motion, render, trajectories
+from varsep.data.mmnist.testset import build_test_motion, sidecar_path
 from varsep.errors import DataError
 from varsep.model.build import build_model
 from varsep.model.losses import loss_terms
+from varsep.spec import DataSpec
 
 
 # --------------------------------------------------------------------------------------- file helpers

@@ -9,9 +9,10 @@ import pytest
 import xarray as xr
 
 from varsep.config import load_config
+from varsep.config.datasets import SSTConfig
 from varsep.data import build_dataset
-from varsep.data.sst import SSTConfig, paper_compatible_celsius
-from varsep.data.sst_files import calendar_index, month_day
+from varsep.data.sst import paper_compatible_celsius
+from varsep.data.sst.files import calendar_index, month_day
 from varsep.errors import ConfigError, DataError
 
 DAYS = 80  # 64 training days (44 fit, a 14-day gap, 20 validation), 16 test days
@@ -305,14 +306,14 @@ def test_sst_config_file():
     lo = cfg.loss
     assert (lo.lambda_pred, lo.lambda_ae, lo.lambda_s, lo.lambda_t, lo.t_reg) == (45, 1, 100, 5e-6, "mean")
     assert cfg.optim.lr == 4e-4 and cfg.optim.betas == [0.9, 0.99] and cfg.trainer.max_epochs == 30
-    from varsep.nets import ENCODERS
+    from varsep.model.families import ENCODERS
 
     if "vgg64_skip2d" not in ENCODERS:
         pytest.skip("network family vgg64_skip2d (nets/vgg.py) is not registered yet")
     import torch
 
-    from varsep.data.base import DataSpec
     from varsep.model.build import build_model
+    from varsep.spec import DataSpec
 
     model = build_model(m, DataSpec((1, 64, 64), 4, 6))
     with torch.no_grad():

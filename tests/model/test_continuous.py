@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from varsep.config import ModelConfig
-from varsep.data.base import DataSpec
 from varsep.model import build_model
 from varsep.model.continuous import residual_solve, solve
 from varsep.model.dynamics import ResidualIntegrator
+from varsep.spec import DataSpec
 
 SPEC = DataSpec(frame_shape=(1, 8, 8), cond_frames=3, pred_frames=4)
 
@@ -73,7 +75,7 @@ def test_gru_and_bad_inputs_are_refused_clearly():
 
 def test_time_stride_counts_time_in_frames():
     m = model()
-    m.time_stride = 2  # conditioning frames observed at 0, 2, 4; T_t0 stands for frame 0
+    m.spec = replace(m.spec, time_stride=2)  # conditioning frames observed at 0, 2, 4; T_t0 stands for frame 0
     cond = torch.rand(1, 3, 1, 8, 8)
     s, t0 = m.encode(cond)
     five_steps = m.rollout(t0, 5)[:, 5]  # frame 5 = 1 frame after the last conditioning frame (4)

@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from varsep.config import LossConfig, ModelConfig
-from varsep.data.base import DataSpec
 from varsep.model import Content, build_model
-from varsep.model.losses import ae_choices, content_invariance, dynamic_regularizer, loss_terms
+from varsep.model.losses import content_invariance, dynamic_regularizer, loss_terms
+from varsep.spec import DataSpec, ae_choices
 
 SPEC = DataSpec(frame_shape=(1, 8, 8), cond_frames=3, pred_frames=4)
 

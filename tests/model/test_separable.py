@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from varsep.config import ModelConfig
-from varsep.data.base import DataSpec
 from varsep.model import build_model, count_parameters
+from varsep.spec import DataSpec
 
 SPEC = DataSpec(frame_shape=(1, 8, 8), cond_frames=3, pred_frames=4)
 

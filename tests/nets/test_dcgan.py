@@ -7,11 +7,11 @@ import torch
 from torch import nn
 
 from varsep.config import ModelConfig, load_config
-from varsep.data.base import DataSpec
 from varsep.errors import ConfigError
 from varsep.model.build import build_model, count_parameters
-from varsep.nets import DECODERS, ENCODERS
+from varsep.model.families import DECODERS, ENCODERS
 from varsep.nets.dcgan import DCGANDecoder, DCGANEncoder
+from varsep.spec import DataSpec
 
 
 @pytest.mark.parametrize("channels", [1, 3])

@@ -7,11 +7,11 @@ import torch
 from torch import nn
 
 from varsep.config import ModelConfig
-from varsep.data.base import DataSpec
 from varsep.errors import ConfigError
-from varsep.nets import ENCODERS
+from varsep.model.families import ENCODERS
 from varsep.nets.init import init_encoder_decoder
 from varsep.nets.resnet import BasicBlock, ResNet18Encoder
+from varsep.spec import DataSpec
 
 CHAIRS = DataSpec(frame_shape=(3, 64, 64), cond_frames=5, pred_frames=10)
 

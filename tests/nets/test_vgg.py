@@ -7,18 +7,18 @@ import torch
 from torch import nn
 
 from varsep.config import LossConfig, ModelConfig
-from varsep.data.base import DataSpec
 from varsep.errors import ConfigError
 from varsep.model import build_model
 from varsep.model.build import count_parameters
 from varsep.model.dynamics import ResidualIntegrator
+from varsep.model.families import DECODERS, ENCODERS
 from varsep.model.losses import loss_terms
-from varsep.nets import DECODERS, ENCODERS
 from varsep.nets.vgg import VGG32, VGG64, VGG64_2D, VGGDecoder, VGGEncoder
+from varsep.spec import DataSpec
 
 WIDTHS = [[64, 64], [128, 128], [256, 256, 256], [512, 512, 512]]
 
-# The three configurations of the paper (DESIGN §2; Appendix F.2 for KTH).
+# The three configurations of the paper (docs/model.md, settings per data set; Appendix F.2 for KTH).
 TAXIBJ = ModelConfig(encoder="vgg32", decoder="vgg32", s_dim=128, t_dim=20, blocks=1, width=512,
                      final_activation="none")
 KTH = ModelConfig(encoder="vgg64_skip", decoder="vgg64_skip", s_dim=128, t_dim=50, skips=True, blocks=1,

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from varsep.data import build_dataset
-from varsep.evaluation import evaluate
-from varsep.run import fit, load_checkpoint
+from varsep.eval.evaluation import EvalOptions, evaluate
+from varsep.forecaster import load_checkpoint
+from varsep.train import fit
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "training_curve.py"
 
@@ -40,8 +41,8 @@ def test_every_snapshot_is_scored_like_evaluate_and_scored_rows_are_reused(tmp_p
         ("epoch-0001.ckpt", 5), ("epoch-0002.ckpt", 10), ("last.ckpt", 10)]
     assert out.with_suffix(".png").stat().st_size > 0
     snapshot = load_checkpoint(run / "checkpoints" / "snapshots" / "epoch-0001.ckpt")
-    report = evaluate(snapshot, build_dataset(snapshot.config.data), progress=False, figures=False, swap=False,
-                      ssim=False)
+    report = evaluate(snapshot, build_dataset(snapshot.config.data),
+                      options=EvalOptions(progress=False, figures=False, swap=False, ssim=False))
     horizon = report["horizons"]["40"]
     assert float(rows[0]["mse_t40"]) == pytest.approx(horizon["mse_mean"], rel=1e-6)
     assert int(rows[0]["windows"]) == horizon["windows"]

@@ -3,7 +3,7 @@
 A data set is a collection of sequences of observations (frames C×H×W or vectors of m values). The model
 sees *windows*: ``cond_frames + n`` consecutive observations of one sequence. Each data set provides
 
-- a :class:`DataSpec` (observation shape, window lengths): it sets the networks' shapes;
+- a :class:`~varsep.spec.DataSpec` (observation shape, window lengths): it sets the networks' shapes;
 - its training windows as a :class:`WindowSource` (drawn at random or taken in order);
 - validation windows carved from the training part, and test windows for each horizon.
 
@@ -13,52 +13,13 @@ Windows are produced in batches by vectorised indexing, never by a Python loop o
 from __future__ import annotations
 
 import abc
-import argparse
-from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
 from varsep.config import DataConfig
 from varsep.errors import DataError
-from varsep.registry import Registry
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    """What the model must know about the data: one observation's shape and the window lengths."""
-
-    frame_shape: tuple[int, ...]  # (C, H, W) for frames, (m,) for vectors of sensor values
-    cond_frames: int  # τ+1
-    pred_frames: int  # frames predicted after the conditioning window in training (ν−τ)
-    time_stride: int = 1  # frames are observed every time_stride frames (training on subsampled sequences)
-
-    @property
-    def is_vector(self) -> bool:
-        return len(self.frame_shape) == 1
-
-    @property
-    def channels(self) -> int:
-        return self.frame_shape[0]
-
-    @property
-    def frame_size(self) -> int:
-        return int(np.prod(self.frame_shape))
-
-    @property
-    def observed_length(self) -> int:
-        """ν+1: the observed frames of a training window."""
-        return self.cond_frames + self.pred_frames
-
-    @property
-    def train_length(self) -> int:
-        """The frames a training window spans (its observed frames are every time_stride-th of them)."""
-        return (self.observed_length - 1) * self.time_stride + 1
-
-    @property
-    def cond_span(self) -> int:
-        """The frames the conditioning window spans."""
-        return (self.cond_frames - 1) * self.time_stride + 1
+from varsep.spec import DataSpec
 
 
 class WindowSet(abc.ABC):
@@ -76,6 +37,16 @@ class WindowSet(abc.ABC):
     def describe(self, index: int) -> str:
         """Where window ``index`` comes from, for figures and error messages."""
         return f"window {index}"
+
+    def sequence_ids(self, indices: np.ndarray) -> np.ndarray | None:
+        """The sequence (video, chair, zone …) each window comes from, or None where the set cannot tell.
+        The content swap uses it to count partners from the same sequence."""
+        return None
+
+    def swap_truth(self, content: np.ndarray, dynamic: np.ndarray) -> np.ndarray | None:
+        """Ground truth (n, length, *frame) of content-swapped windows — the content of windows ``content``
+        moving as windows ``dynamic`` — where the data can render it (Chairs), else None."""
+        return None
 
 
 class WindowSource(abc.ABC):
@@ -109,20 +80,28 @@ class SetSource(WindowSource):
 
 
 class SequenceDataset(abc.ABC):
-    """A data set: sequences split into train / validation / test, served as windows."""
+    """A data set: sequences split into train / validation / test, served as windows.
 
-    config_class: type[DataConfig] = DataConfig
+    Besides the abstract methods, every hook the evaluation may use is declared here with its default, so
+    nothing is probed with ``hasattr``: override what your data set provides.
+    """
+
+    config_class: ClassVar[type[DataConfig]] = DataConfig
     default_encoder: str = "mlp"
     default_decoder: str = "mlp"
     # One training epoch: "pass" = every training window once (shuffled), "draws" = batches_per_epoch
     # batches of random windows (the data set default used when batches_per_epoch is not set).
-    default_batches_per_epoch: int | None = None
+    default_batches_per_epoch: ClassVar[int | None] = None
     # The observation shape of the real data (C, H, W) or (m,), so configs can be checked and their models
-    # built without the data files (tests/test_config.py builds and trains every packaged config that way).
-    nominal_frame_shape: tuple[int, ...] = ()
+    # built without the data files (tests/config/test_presets.py builds and trains every preset that way).
+    nominal_frame_shape: ClassVar[tuple[int, ...]] = ()
     # Whether observations lie on [0, 1]: PSNR and SSIM then use data range 1 on the model's scale; other
-    # data (SST's standardised values) are rescaled first (varsep.scores).
+    # data (SST's standardised values) are rescaled first (varsep.eval.scoring).
     unit_interval: bool = True
+    # The paper's reported MSE scale, as a factor on the [0, 1] MSE (TaxiBJ's ×100·32·32·2), or None.
+    paper_mse_factor: ClassVar[float | None] = None
+    # Whether :meth:`paper_compatible` gives the official code's conversion to physical units (SST).
+    reports_paper_compatible: ClassVar[bool] = False
 
     def __init__(self, config: DataConfig) -> None:
         self.config = config
@@ -138,9 +117,9 @@ class SequenceDataset(abc.ABC):
                         time_stride=c.time_stride)
 
     def window_length(self, horizon: int) -> int:
-        """Frames of an evaluation window: the conditioning window, then ``horizon`` frames."""
-        c = self.config
-        return (c.cond_frames - 1) * c.time_stride + 1 + horizon
+        """Frames of an evaluation window: the conditioning window, then ``horizon`` frames (known from the
+        config alone, before the data are read)."""
+        return self.make_spec(()).window_length(horizon)
 
     def frames_needed(self, horizon: int | None) -> str:
         """Frames of a test window (``horizon``) or a training window (None), as error messages state it."""
@@ -173,6 +152,17 @@ class SequenceDataset(abc.ABC):
         already (or the map depends on more than the values, like SST's calendar)."""
         return None
 
+    def test_motion(self) -> Any:
+        """The trajectories and digits behind the test windows, for swap ground truths (Moving MNIST's
+        :class:`~varsep.data.mmnist.motion.Motion`), or None."""
+        return None
+
+    def paper_compatible(self, pred: np.ndarray, target: np.ndarray, windows: WindowSet, indices: np.ndarray,
+                         offset: int) -> tuple[np.ndarray, np.ndarray]:
+        """Forecast and target in physical units the way the official code converted them (only where
+        :attr:`reports_paper_compatible`)."""
+        raise NotImplementedError(f"{type(self).__name__} has no paper-compatible conversion")
+
     def physical(self, frames: np.ndarray, windows: WindowSet, indices: np.ndarray, offset: int) -> np.ndarray | None:
         """Frames in physical units (e.g. °C for SST), or None where the data have none.
 
@@ -181,31 +171,3 @@ class SequenceDataset(abc.ABC):
         may be used (calendar, climatology, statistics of the training part), never the targets.
         """
         return None
-
-
-DATASETS: Registry[type[SequenceDataset]] = Registry("data set")
-
-
-def register(name: str) -> Callable[[type[SequenceDataset]], type[SequenceDataset]]:
-    """Class decorator: make a data set available as ``data.name: <name>`` in configs."""
-    return DATASETS.register(name)
-
-
-def build_dataset(config: DataConfig) -> SequenceDataset:
-    return DATASETS.get(config.name)(config)
-
-
-@dataclass(frozen=True)
-class Command:
-    """A data-set command of the CLI (``varsep generate NAME …`` or ``varsep prepare NAME …``).
-
-    Data modules register their own commands, so the CLI needs no edit when a data set is added.
-    """
-
-    help: str
-    add_arguments: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], None]
-
-
-GENERATORS: Registry[Command] = Registry("generator")  # varsep generate NAME
-PREPARERS: Registry[Command] = Registry("preparation command")  # varsep prepare NAME

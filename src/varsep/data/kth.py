@@ -1,4 +1,4 @@
-"""KTH human actions (Schüldt et al. 2004; paper Appendix F.2, DESIGN §3).
+"""KTH human actions (Schüldt et al. 2004; paper Appendix F.2, docs/data/kth.md).
 
 The paper "follows the same dataset processing and evaluation procedure as Denton & Fergus (2018)" (SVG):
 videos of 25 persons doing 6 actions (boxing, handclapping, handwaving, jogging, running, walking) in 4
@@ -29,27 +29,24 @@ from __future__ import annotations
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
-from varsep.config import DataConfig
-from varsep.data.base import DataSpec, SequenceDataset, SetSource, WindowSet, WindowSource, register
+from varsep.config.datasets import KTHConfig
+from varsep.data.base import SequenceDataset, SetSource, WindowSet, WindowSource
+from varsep.data.files import natural_key
 from varsep.data.windows import SpanWindows
-from varsep.errors import ConfigError, DataError
+from varsep.errors import DataError
+from varsep.spec import DataSpec
 
 ACTIONS = ("boxing", "handclapping", "handwaving", "jogging", "running", "walking")
 SIZE = 64
 VIDEO_NAME = re.compile(r"^person(\d+)_([a-z]+)_d(\d+)$", re.IGNORECASE)
 LAYOUT = "processed/<action>/personNN_<action>_dK/*.png"
-
-
-def natural_key(name: str) -> tuple:
-    """Sort key comparing the runs of digits in ``name`` as numbers ("image-2" < "image-10")."""
-    return tuple(int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name))
 
 
 @dataclass(frozen=True)
@@ -150,43 +147,6 @@ def load_frames(videos: list[Video], *, resize: bool, threads: int | None = None
     return out
 
 
-@dataclass
-class KTHConfig(DataConfig):
-    """KTH settings; the defaults follow SVG's protocol (Denton & Fergus 2018) that the paper uses."""
-
-    name: str = "kth"
-    cond_frames: int = 10
-    pred_frames: int = 10
-    test_horizons: list[int] = field(default_factory=lambda: [30])
-    batch_size: int = 100
-    batches_per_epoch: int | None = 1000
-    train_persons: list[int] = field(default_factory=lambda: list(range(1, 17)))  # 1–16
-    test_persons: list[int] = field(default_factory=lambda: list(range(17, 26)))  # 17–25
-    val_persons: list[int] = field(default_factory=lambda: [16])  # held out of train_persons
-    actions: list[str] | None = None  # None: every action folder found
-    resize: bool = False  # squeeze frames that are not 64×64 to 64×64 (Lanczos) instead of failing
-    val_stride: int = 40  # start of a validation window every 40 frames of each video
-    test_stride: int = 20  # start of a test window every 20 frames of each video
-
-    def validate(self) -> None:
-        super().validate()
-        if self.val_stride < 1 or self.test_stride < 1:
-            raise ConfigError(f"data.val_stride and data.test_stride must be ≥ 1, got {self.val_stride} "
-                              f"and {self.test_stride}")
-        if not self.train_persons or not self.test_persons:
-            raise ConfigError("data.train_persons and data.test_persons must not be empty")
-        both = sorted(set(self.train_persons) & set(self.test_persons))
-        if both:
-            raise ConfigError(f"persons {both} are in both data.train_persons and data.test_persons")
-        outside = sorted(set(self.val_persons) - set(self.train_persons))
-        if outside:
-            raise ConfigError(f"data.val_persons {outside} are not training persons; validation is carved "
-                              f"from data.train_persons")
-        if set(self.val_persons) >= set(self.train_persons):
-            raise ConfigError("data.val_persons would hold out every training person")
-
-
-@register("kth")
 class KTHDataset(SequenceDataset):
     """64×64 grey videos of people boxing, clapping, waving, jogging, running and walking."""
 

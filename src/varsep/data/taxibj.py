@@ -1,4 +1,4 @@
-"""TaxiBJ crowd flows (Zhang et al. 2017; paper Appendix D.5, DESIGN §3).
+"""TaxiBJ crowd flows (Zhang et al. 2017; paper Appendix D.5, docs/data/taxibj.md).
 
 Files: ``BJ13_M32x32_T30_InOut.h5`` … ``BJ16_M32x32_T30_InOut.h5`` in ``data.root``, each with
 ``data`` (N, 2, 32, 32) — the in- and outflow of taxis on a 32×32 grid of Beijing, every 30 minutes — and
@@ -19,7 +19,7 @@ official code):
    reproduced whatever val_days is). Test values above the training maximum stay above 1.
 
 Windows keep time order (frames oldest first): the official code stacked them newest-first and so
-predicted backwards in time (DESIGN §5).
+predicted backwards in time (docs/model.md, departures).
 
 The test count. The paper's "1344 test windows of 4+4" counts, like the official code, one window per
 slot i of the last four weeks, made of the 8 slots *before* i — so its first windows reach 8 slots back
@@ -35,44 +35,22 @@ flows in the original units (number of taxis) by inverting the min-max scaling.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import h5py
 import numpy as np
 
-from varsep.config import DataConfig, require_non_negative, require_positive
-from varsep.data.base import DataSpec, SequenceDataset, SetSource, WindowSet, WindowSource, register
+from varsep.config.datasets import TaxiBJConfig
+from varsep.data.base import SequenceDataset, SetSource, WindowSet, WindowSource
 from varsep.data.windows import SpanWindows
-from varsep.errors import ConfigError, DataError
+from varsep.errors import DataError
+from varsep.spec import DataSpec
 
 SLOTS_PER_DAY = 48
 FRAME_SHAPE = (2, 32, 32)
 FILE_PATTERN = "BJ{year:02d}_M32x32_T30_InOut.h5"
 PAPER_MSE_FACTOR = 100 * 32 * 32 * 2  # Table 3: MSE on the [0, 1] scale × 100 × 32 × 32 × 2
-
-
-@dataclass
-class TaxiBJConfig(DataConfig):
-    """TaxiBJ settings; the defaults are the paper's protocol."""
-
-    name: str = "taxibj"
-    cond_frames: int = 4
-    pred_frames: int = 4
-    test_horizons: list[int] = field(default_factory=lambda: [4])
-    batch_size: int = 100
-    years: list[int] = field(default_factory=lambda: [13, 14, 15, 16])  # files BJ13 … BJ16
-    test_days: int = 28  # the last four weeks (of retained days) are the test part
-    val_days: int = 7  # the last retained days of the training part, held out for validation
-    test_split: Literal["strict", "paper"] = "strict"  # see the module docstring
-
-    def validate(self) -> None:
-        super().validate()
-        if not self.years:
-            raise ConfigError("data.years must list at least one file year, e.g. [13, 14, 15, 16]")
-        require_positive(self, "test_days")
-        require_non_negative(self, "val_days")
 
 
 @dataclass
@@ -212,7 +190,6 @@ def _slot_name(slot: int) -> str:
     return f"{np.datetime64(day, 'D')} slot {s + 1:02d}"
 
 
-@register("taxibj")
 class TaxiBJDataset(SequenceDataset):
     """In/out flows of taxis in Beijing, 2×32×32 frames every 30 minutes; the last four weeks are the test."""
 

@@ -1,244 +1,35 @@
-"""WaveEq and WaveEq-100 (paper Appendix D.1, DESIGN §3).
+"""WaveEq and WaveEq-100 (paper Appendix D.1; docs/data/waveeq.md): reading the generated folder.
 
-Physics: ∂²w/∂t² = c²(∂²w/∂x² + ∂²w/∂y²) + f0·exp(−t/0.05) on the disk (i−32)² + (j−32)² < 25, on a 64×64
-grid with unit spacing, w = ∂w/∂t = 0 at t = 0. Spatial derivatives: the 4th-order 5-point stencil
-(−1/12, 4/3, −5/2, 4/3, −1/12) on interior indices 2..61, the 2-pixel border held at 0. Time: the classic
-RK4 "3/8 rule" with step 0.001 over 300 states (t = 0 … 0.299); every 2nd state is kept (150 frames,
-Δt = 0.002). Each sequence is min-max normalised to [0, 1] over all 300 states.
-
-On-disk format (a folder, see docs/data-formats.md):
-  frames.npy   float32 (N, 150, 64, 64), normalised; memory-mappable (np.load(..., mmap_mode="r"))
+The folder is written by :func:`varsep.datagen.waveeq.generate` (``varsep generate waveeq``):
+  frames.npy   float32 (N, 150, 64, 64), each sequence min-max normalised to [0, 1]; memory-mappable
   sensors.npy  int64 (100, 2): the (row, col) pixels observed by WaveEq-100, drawn with replacement
   meta.json    format/version, seed, dt, num_train, per-sequence c, f0 and raw min/max
+
+Splits by sequence: the first ``num_train`` (240 of 300) train — their last ``val_sequences`` (24) held out
+for validation — and the rest test. Training windows: every window of ``cond_frames + pred_frames`` frames of
+a training sequence, drawn at random; test: every window of the conditioning frames + h of a test sequence.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import math
-import os
-import shutil
-import tempfile
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-from tqdm.auto import tqdm
 
-from varsep.config import DataConfig, require_non_negative, require_positive
-from varsep.data.base import (
-    GENERATORS,
-    Command,
-    DataSpec,
-    SequenceDataset,
-    SetSource,
-    WindowSet,
-    WindowSource,
-    register,
-)
+from varsep.config.datasets import WaveEqConfig
+from varsep.data.base import SequenceDataset, SetSource, WindowSet, WindowSource
 from varsep.data.windows import ArrayWindows, check_finite
 from varsep.errors import DataError
+from varsep.spec import DataSpec
 
-GRID = 64
-NUM_STATES = 300
-STEP = 1e-3
-KEEP_EVERY = 2
-NUM_FRAMES = NUM_STATES // KEEP_EVERY  # 150
-SOURCE_CENTER = 32
-SOURCE_RADIUS_SQ = 25
-SOURCE_DECAY = 0.05
-STENCIL = (-1 / 12, 4 / 3, -5 / 2, 4 / 3, -1 / 12)
-NUM_SENSORS = 100
-FORMAT = "varsep-waveeq"
+GRID = 64  # frames are GRID × GRID pixels
+NUM_SENSORS = 100  # WaveEq-100 observes this many pixels
+FORMAT = "varsep-waveeq"  # meta.json "format" of a generated folder
 FORMAT_VERSION = 1
 
 
-# ------------------------------------------------------------------------------------------- numerics
-def laplacian(w: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-    """4th-order finite-difference Laplacian of (..., H, W) fields on indices 2..H−3; border set to 0."""
-    if out is None:
-        out = torch.zeros_like(w)
-    h, wd = w.shape[-2:]
-    r, c = slice(2, h - 2), slice(2, wd - 2)
-    o = out[..., r, c]
-    torch.mul(w[..., r, c], 2 * STENCIL[2], out=o)
-    o.add_(w[..., 1:h - 3, c] + w[..., 3:h - 1, c] + w[..., r, 1:wd - 3] + w[..., r, 3:wd - 1], alpha=STENCIL[1])
-    o.add_(w[..., 0:h - 4, c] + w[..., 4:h, c] + w[..., r, 0:wd - 4] + w[..., r, 4:wd], alpha=STENCIL[0])
-    return out
-
-
-Accel = Callable[[float, torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def integrate_second_order(
-    accel: Accel,
-    w0: torch.Tensor,
-    v0: torch.Tensor,
-    *,
-    step: float,
-    num_states: int,
-    t0: float = 0.0,
-    on_state: Callable[[int, torch.Tensor], None] | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Solve w'' = a(t, w) with the RK4 3/8 rule applied to the first-order system (w, v = w').
-
-    ``accel(t, w, out)`` writes a(t, w) into ``out`` and returns it. ``on_state(k, w_k)`` sees every state
-    k = 0 … num_states−1. The stages are those of the 3/8 rule for y = (w, v), y' = (v, a(t, w)):
-    since the w-component of each stage derivative is the v-component of that stage's input, the w-stages
-    reduce exactly to
-        a1 = a(t, w),  a2 = a(t+h/3, w + h v/3),  a3 = a(t+2h/3, w + 2h v/3 + h² a1/3),
-        a4 = a(t+h, w + h v + h² (a2 − 2 a1/3)),
-        w ← w + h v + h²/8 (a1 + 2 a2 + a3),   v ← v + h/8 (a1 + 3 a2 + 3 a3 + a4),
-    which needs one acceleration per stage and no stored w-derivatives.
-    """
-    h = step
-    w, v = w0.clone(), v0.clone()
-    a1, a2, a3, a4, tmp = (torch.zeros_like(w) for _ in range(5))
-    if on_state is not None:
-        on_state(0, w)
-    for k in range(num_states - 1):
-        t = t0 + k * h
-        accel(t, w, a1)
-        torch.add(w, v, alpha=h / 3, out=tmp)
-        accel(t + h / 3, tmp, a2)
-        torch.add(w, v, alpha=2 * h / 3, out=tmp).add_(a1, alpha=h * h / 3)
-        accel(t + 2 * h / 3, tmp, a3)
-        torch.add(w, v, alpha=h, out=tmp).add_(a2, alpha=h * h).add_(a1, alpha=-2 * h * h / 3)
-        accel(t + h, tmp, a4)
-        w.add_(v, alpha=h).add_(a1 + 2 * a2 + a3, alpha=h * h / 8)
-        v.add_(a1 + 3 * (a2 + a3) + a4, alpha=h / 8)
-        if on_state is not None:
-            on_state(k + 1, w)
-    return w, v
-
-
-def source_mask(dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """1 on the source disk (i−32)² + (j−32)² < 25, 0 elsewhere (64×64)."""
-    i, j = torch.meshgrid(torch.arange(GRID), torch.arange(GRID), indexing="ij")
-    return (((i - SOURCE_CENTER) ** 2 + (j - SOURCE_CENTER) ** 2) < SOURCE_RADIUS_SQ).to(dtype)
-
-
-def simulate_batch(
-    c: np.ndarray | torch.Tensor,
-    f0: np.ndarray | torch.Tensor,
-    *,
-    num_states: int = NUM_STATES,
-    step: float = STEP,
-    dtype: torch.dtype = torch.float64,
-) -> torch.Tensor:
-    """Raw states (B, num_states, 64, 64), before normalisation, for celerities ``c`` and amplitudes ``f0``."""
-    c = torch.as_tensor(np.asarray(c, dtype=np.float64)).to(dtype).reshape(-1)
-    f0 = torch.as_tensor(np.asarray(f0, dtype=np.float64)).to(dtype).reshape(-1)
-    if c.shape != f0.shape:
-        raise ValueError(f"c and f0 must have the same length, got {tuple(c.shape)} and {tuple(f0.shape)}")
-    batch = c.numel()
-    c_sq = (c * c).view(batch, 1, 1)
-    amplitude = f0.view(batch, 1, 1) * source_mask(dtype)
-    states = torch.empty(batch, num_states, GRID, GRID, dtype=dtype)
-
-    def accel(t: float, w: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        laplacian(w, out).mul_(c_sq)
-        return out.add_(amplitude, alpha=math.exp(-t / SOURCE_DECAY))
-
-    def keep(k: int, w: torch.Tensor) -> None:
-        states[:, k] = w
-
-    zeros = torch.zeros(batch, GRID, GRID, dtype=dtype)
-    integrate_second_order(accel, zeros, zeros, step=step, num_states=num_states, on_state=keep)
-    return states
-
-
-def simulate(c: float, f0: float, **kwargs) -> np.ndarray:
-    """Raw states (300, 64, 64) of one sequence, before normalisation (float64)."""
-    return simulate_batch(np.array([c]), np.array([f0]), **kwargs)[0].numpy()
-
-
-def normalize(states: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-sequence min-max scaling of (B, T, H, W) states to [0, 1]; returns (scaled, min, max)."""
-    x = torch.as_tensor(states)
-    lo = x.amin(dim=(1, 2, 3), keepdim=True)
-    hi = x.amax(dim=(1, 2, 3), keepdim=True)
-    scaled = (x - lo) / (hi - lo)
-    return scaled.numpy(), lo.flatten().numpy(), hi.flatten().numpy()
-
-
-def draw_parameters(num_sequences: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-sequence (c, f0) and the WaveEq-100 sensor pixels, reproducibly from ``seed``.
-
-    Sequence by sequence, f0 ~ U(1, 30) is drawn first, then c ~ U(300, 400). Sensors come from an
-    independent stream so they do not depend on the number of sequences.
-    """
-    params_ss, sensors_ss = np.random.SeedSequence(seed).spawn(2)
-    rng = np.random.default_rng(params_ss)
-    draws = np.empty((num_sequences, 2))
-    for i in range(num_sequences):
-        draws[i, 0] = rng.uniform(1, 30)
-        draws[i, 1] = rng.uniform(300, 400)
-    sensors = np.random.default_rng(sensors_ss).integers(0, GRID, size=(NUM_SENSORS, 2))
-    return draws[:, 1].copy(), draws[:, 0].copy(), sensors
-
-
-# ------------------------------------------------------------------------------------------ generation
-def generate(
-    out: str | Path,
-    *,
-    num_sequences: int = 300,
-    seed: int = 0,
-    num_train: int | None = None,
-    overwrite: bool = False,
-    progress: bool = True,
-    chunk: int = 20,
-) -> Path:
-    """Write the WaveEq data set to folder ``out`` (see the module docstring for the format).
-
-    The folder is assembled under a temporary name and renamed at the end, so an interrupted run leaves
-    no half-written data set behind. ``num_train`` defaults to 80 % (240 of the paper's 300).
-    """
-    out = Path(out)
-    if num_sequences < 2:
-        raise DataError(f"--num-sequences must be at least 2 (a training and a test sequence), got {num_sequences}")
-    if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
-        raise DataError(f"{out} already exists; pass --overwrite to replace it")
-    num_train = round(0.8 * num_sequences) if num_train is None else num_train
-    if not 1 <= num_train < num_sequences:
-        raise DataError(f"num_train must be between 1 and {num_sequences - 1}, got {num_train}")
-    c, f0, sensors = draw_parameters(num_sequences, seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        frames = np.lib.format.open_memmap(tmp / "frames.npy", mode="w+", dtype=np.float32,
-                                           shape=(num_sequences, NUM_FRAMES, GRID, GRID))
-        raw_min, raw_max = np.empty(num_sequences), np.empty(num_sequences)
-        with tqdm(total=num_sequences, desc="WaveEq", unit="seq", disable=not progress) as bar:
-            for lo in range(0, num_sequences, chunk):
-                hi = min(lo + chunk, num_sequences)
-                scaled, raw_min[lo:hi], raw_max[lo:hi] = normalize(simulate_batch(c[lo:hi], f0[lo:hi]))
-                frames[lo:hi] = scaled[:, ::KEEP_EVERY]
-                bar.update(hi - lo)
-        frames.flush()
-        del frames
-        np.save(tmp / "sensors.npy", sensors)
-        meta = {
-            "format": FORMAT, "version": FORMAT_VERSION, "seed": seed, "num_sequences": num_sequences,
-            "num_train": num_train, "frames": [num_sequences, NUM_FRAMES, GRID, GRID], "dt": STEP * KEEP_EVERY,
-            "solver": {"scheme": "rk4-3/8", "step": STEP, "states": NUM_STATES, "keep_every": KEEP_EVERY},
-            "c": c.tolist(), "f0": f0.tolist(), "raw_min": raw_min.tolist(), "raw_max": raw_max.tolist(),
-        }
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-        if out.exists():
-            shutil.rmtree(out) if out.is_dir() else out.unlink()
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
-
-
-# --------------------------------------------------------------------------------------------- loading
 @dataclass
 class WaveEqFiles:
     """A generated WaveEq folder, opened (frames memory-mapped) and checked."""
@@ -282,28 +73,13 @@ class WaveEqFiles:
         return cls(root=root, frames=frames, sensors=sensors, meta=meta)
 
 
-@dataclass
-class WaveEqConfig(DataConfig):
-    """WaveEq settings. Validation sequences are carved from the end of the training sequences."""
-
-    name: str = "waveeq"
-    val_sequences: int = 24  # of the training sequences, held out for validation (never the test set)
-    val_stride: int = 5  # keep every 5th validation window start (the full set is 24×106 windows)
-
-    def validate(self) -> None:
-        super().validate()
-        require_non_negative(self, "val_sequences")
-        require_positive(self, "val_stride")
-
-
-@register("waveeq")
 class WaveEqDataset(SequenceDataset):
     """64×64 frames of the wave equation; train on random 25-frame chunks, test on every 45-frame chunk."""
 
     config_class = WaveEqConfig
     default_encoder = "mlp"
     default_decoder = "mlp"
-    default_batches_per_epoch = 75  # the official code's epoch (DESIGN §5); 250 epochs = 18 750 steps
+    default_batches_per_epoch = 75  # the official code's epoch (docs/model.md, departures); 250 epochs = 18 750 steps
     nominal_frame_shape = (1, GRID, GRID)
 
     def __init__(self, config: WaveEqConfig) -> None:
@@ -341,7 +117,6 @@ class WaveEqDataset(SequenceDataset):
         return ArrayWindows(self.observations, self.window_length(horizon), sequences=self.test_ids)
 
 
-@register("waveeq100")
 class WaveEq100Dataset(WaveEqDataset):
     """WaveEq observed through 100 fixed pixels: each observation is a vector of 100 values."""
 
@@ -350,24 +125,3 @@ class WaveEq100Dataset(WaveEqDataset):
     def _observations(self) -> np.ndarray:
         rows, cols = self.files.sensors[:, 0], self.files.sensors[:, 1]
         return np.ascontiguousarray(self.files.frames[:, :, rows, cols])  # (N, T, 100)
-
-
-# ---------------------------------------------------------------------------------------------- CLI
-def _add_generate_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, help="folder to write (memory-mappable .npy + meta.json)")
-    parser.add_argument("--num-sequences", type=int, default=300, help="sequences to simulate (default: 300)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of c, f0 and the WaveEq-100 pixels")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing folder")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def _run_generate(args: argparse.Namespace) -> None:
-    start = time.perf_counter()
-    out = generate(args.out, num_sequences=args.num_sequences, seed=args.seed, overwrite=args.overwrite,
-                   progress=not args.quiet)
-    print(f"wrote {args.num_sequences} WaveEq sequences to {out} in {time.perf_counter() - start:.1f} s "
-          f"(WaveEq-100 reads the same folder: data.name: waveeq100)")
-
-
-GENERATORS.register("waveeq")(Command("simulate the WaveEq data set (DESIGN §3)", _add_generate_arguments,
-                                      _run_generate))

@@ -61,6 +61,9 @@ class ArrayWindows(WindowSet):
     def describe(self, index: int) -> str:
         return f"{self._name} {self.seq[index]}, frames {self.start[index]}–{self.start[index] + self.length - 1}"
 
+    def sequence_ids(self, indices: np.ndarray) -> np.ndarray:
+        return self.seq[np.asarray(indices, dtype=np.int64)]
+
 
 class ListWindows(WindowSet):
     """All windows over a list of sequences of different lengths (each an array (T_i, *frame))."""
@@ -92,6 +95,9 @@ class ListWindows(WindowSet):
 
     def describe(self, index: int) -> str:
         return f"{self.names[self.seq[index]]}, frames {self.start[index]}–{self.start[index] + self.length - 1}"
+
+    def sequence_ids(self, indices: np.ndarray) -> np.ndarray:
+        return self.seq[np.asarray(indices, dtype=np.int64)]
 
 
 def check_finite(array: np.ndarray, source: str, *, axis_name: str = "sequence", chunk: int = 16) -> None:
@@ -147,6 +153,9 @@ class SpanWindows(WindowSet):
         if self._scale is not None:
             out = out * np.float32(self._scale)
         return out
+
+    def sequence_ids(self, indices: np.ndarray) -> np.ndarray | None:
+        return None if self.segment is None else self.segment[np.asarray(indices, dtype=np.int64)]
 
     def describe(self, index: int) -> str:
         start = int(self.start[index])

@@ -1,6 +1,6 @@
-"""The separable forecaster, its dynamics and its losses."""
+"""The separable model (docs/model.md): encoders, dynamics of T, decoder, losses, and building it."""
 
 from varsep.model.build import build_model, count_parameters
-from varsep.model.separable import Content, SeparableForecaster
+from varsep.model.separable import Content, SeparableModel
 
-__all__ = ["Content", "SeparableForecaster", "build_model", "count_parameters"]
+__all__ = ["Content", "SeparableModel", "build_model", "count_parameters"]

@@ -1,4 +1,4 @@
-"""Build a :class:`SeparableForecaster` from a model config and the data set's spec.
+"""Build a :class:`SeparableModel` from a model config and the data set's spec.
 
 Shapes come from the data (observation shape, τ+1), never from the config, so no number is typed twice.
 """
@@ -9,12 +9,12 @@ import torch
 from torch import nn
 
 from varsep.config import ModelConfig
-from varsep.data.base import DataSpec
 from varsep.errors import ConfigError
 from varsep.model.dynamics import DYNAMICS
-from varsep.model.separable import SeparableForecaster
-from varsep.nets import DECODERS, ENCODERS
+from varsep.model.families import DECODERS, ENCODERS
+from varsep.model.separable import SeparableModel
 from varsep.nets.init import init_encoder_decoder
+from varsep.spec import DataSpec
 
 
 def code_sizes(cfg: ModelConfig) -> tuple[int | None, int]:
@@ -25,7 +25,7 @@ def code_sizes(cfg: ModelConfig) -> tuple[int | None, int]:
 
 
 def build_model(cfg: ModelConfig, spec: DataSpec, *, default_encoder: str = "mlp",
-                default_decoder: str = "mlp") -> SeparableForecaster:
+                default_decoder: str = "mlp") -> SeparableModel:
     encoder_family = cfg.encoder or default_encoder
     decoder_family = cfg.decoder or default_decoder
     s_dim, t_dim = code_sizes(cfg)
@@ -42,10 +42,9 @@ def build_model(cfg: ModelConfig, spec: DataSpec, *, default_encoder: str = "mlp
     for net in (content_encoder, dynamic_encoder, decoder):
         if net is not None:
             init_encoder_decoder(net)
-    model = SeparableForecaster(
+    model = SeparableModel(
         content_encoder=content_encoder, dynamic_encoder=dynamic_encoder, decoder=decoder, dynamics=dynamics,
-        combine=cfg.combine, cond_frames=spec.cond_frames, reconstruct_cond=cfg.reconstruct_cond,
-        skips=cfg.skips, time_stride=spec.time_stride,
+        combine=cfg.combine, spec=spec, reconstruct_cond=cfg.reconstruct_cond, skips=cfg.skips,
     )
     if any(isinstance(m, nn.Conv2d | nn.ConvTranspose2d) for m in model.modules()):
         # Channels-last convolutions are faster on CPU, and in bf16 they avoid oneDNN weight-gradient kernels

@@ -51,7 +51,7 @@ def _conv_block(channels: int, width: int) -> nn.Sequential:
 
 @DYNAMICS.register("residual")
 class ResidualIntegrator(Dynamics):
-    """One step Δt = 1 of dT/dt = f(T): K residual blocks in sequence, T ← T + g_k(T) (DESIGN §1).
+    """One step Δt = 1 of dT/dt = f(T): K residual blocks in sequence, T ← T + g_k(T) (docs/model.md).
 
     Each g_k is an MLP p → H → H → p with ReLU (or, with ``conv=True``, the SST 2-D convolutional block),
     orthogonally initialised with ``gain``. With K = 1 this is an explicit Euler step of f = g_1.

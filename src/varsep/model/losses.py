@@ -1,4 +1,4 @@
-"""The training objective (eq. 8, 9, 11, 12, 13; DESIGN §1).
+"""The training objective (eq. 8, 9, 11, 12, 13; docs/model.md).
 
 For a training window v_t0 … v_t1 (ν+1 frames) with conditioning window V_τ(t0):
 
@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from varsep.config import LossConfig
-from varsep.model.separable import Content, SeparableForecaster
+from varsep.model.separable import Content, SeparableModel
+from varsep.spec import ae_choices
 
 
 def dynamic_regularizer(t0: torch.Tensor, kind: str) -> torch.Tensor:
@@ -37,17 +38,8 @@ def content_invariance(first: Content, last: Content) -> torch.Tensor:
     return sum(F.mse_loss(a.float(), b.float()) for a, b in zip(first.tensors(), last.tensors(), strict=True))
 
 
-def ae_choices(window_length: int, cond_frames: int, first_index: int) -> int:
-    """How many window offsets i the auto-encoding loss can draw from (i = 0 … choices−1).
-
-    The window V_τ(t0+i) must fit in the training window, and the frame its code stands for
-    (i + first_index) must be one of the window's frames.
-    """
-    return max(1, min(window_length - cond_frames, window_length - 1 - first_index) + 1)
-
-
 def loss_terms(
-    model: SeparableForecaster, frames: torch.Tensor, ae_index: int, weights: LossConfig,
+    model: SeparableModel, frames: torch.Tensor, ae_index: int, weights: LossConfig,
     keep: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """The four loss terms and their weighted sum ``loss`` for training windows (B, span, *frame).
@@ -59,7 +51,7 @@ def loss_terms(
 
     Encoder passes that can share a call are batched together (two windows through E_S, two through
     E_T), and every decoded frame — the forecast and the auto-encoded one — goes through D at once,
-    unless a network normalises over the batch (then each keeps its own call, see SeparableForecaster).
+    unless a network normalises over the batch (then each keeps its own call, see SeparableModel).
     """
     stride = model.time_stride
     observed = frames[:, ::stride] if stride > 1 else frames

@@ -1,4 +1,4 @@
-"""The separable forecaster v̂_t = D(S, T_t) of Dona et al. (2021), DESIGN §1.
+"""The separable model v̂_t = D(S, T_t) of Dona et al. (2021); its definition is docs/model.md.
 
 S = E_S(V_τ(t0)) is the content code (a vector, a feature map, and optionally the encoder's skip maps);
 T_t0 = E_T(V_τ(t0)) the initial dynamic code, evolved by a learned ODE. A window holds τ+1 observations
@@ -19,6 +19,7 @@ from torch import nn
 
 from varsep.model.continuous import check_times, solve
 from varsep.model.dynamics import Dynamics
+from varsep.spec import DataSpec
 
 
 class Content(NamedTuple):
@@ -43,8 +44,11 @@ def has_batchnorm(module: nn.Module | None) -> bool:
     return module is not None and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
 
 
-class SeparableForecaster(nn.Module):
-    """E_S, E_T, the dynamics of T and the decoder D, with the combination of S and T."""
+class SeparableModel(nn.Module):
+    """E_S, E_T, the dynamics of T and the decoder D, with the combination of S and T.
+
+    The trained model users load is :class:`varsep.Forecaster`, which wraps this module with its config,
+    input checks and precision; this is the ``nn.Module`` that training and evaluation run."""
 
     def __init__(
         self,
@@ -54,10 +58,9 @@ class SeparableForecaster(nn.Module):
         decoder: nn.Module,
         dynamics: Dynamics,
         combine: str,
-        cond_frames: int,
+        spec: DataSpec,
         reconstruct_cond: bool = True,
         skips: bool = False,
-        time_stride: int = 1,
     ) -> None:
         super().__init__()
         if combine not in ("concat", "mul"):
@@ -67,10 +70,9 @@ class SeparableForecaster(nn.Module):
         self.decoder = decoder
         self.dynamics = dynamics
         self.combine = combine
-        self.cond_frames = cond_frames
+        self.spec = spec  # every window calculation (conditioning span, splits) is the spec's
         self.reconstruct_cond = reconstruct_cond
         self.skips = skips
-        self.time_stride = time_stride  # conditioning frames are observed every time_stride frames
         # BatchNorm statistics depend on what shares a batch: encode the windows of one sequence and
         # decode the auto-encoding frame in separate calls when a network normalises over the batch.
         self.batch_encoders = not (has_batchnorm(content_encoder) or has_batchnorm(dynamic_encoder))
@@ -79,6 +81,16 @@ class SeparableForecaster(nn.Module):
     @property
     def uses_content(self) -> bool:
         return self.content_encoder is not None
+
+    @property
+    def cond_frames(self) -> int:
+        """τ+1: the observations the encoders see."""
+        return self.spec.cond_frames
+
+    @property
+    def time_stride(self) -> int:
+        """Conditioning frames are observed every ``time_stride`` frames."""
+        return self.spec.time_stride
 
     @property
     def first_index(self) -> int:
@@ -93,7 +105,7 @@ class SeparableForecaster(nn.Module):
     @property
     def last_cond_time(self) -> int:
         """The time of the last conditioning frame (in frames from the window's first frame)."""
-        return (self.cond_frames - 1) * self.time_stride
+        return self.spec.last_cond_time
 
     # ------------------------------------------------------------------------------------------ parts
     def encode_content(self, window: torch.Tensor) -> Content | None:
@@ -135,12 +147,11 @@ class SeparableForecaster(nn.Module):
     @property
     def cond_span(self) -> int:
         """Frames spanned by the conditioning window (τ+1 observed every time_stride frames)."""
-        return self.last_cond_time + 1
+        return self.spec.cond_span
 
     def split_window(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """An evaluation window (B, cond_span + h, *frame) → (conditioning frames, the h frames after)."""
-        return frames[:, :self.cond_span:self.time_stride], frames[:, self.cond_span:]
-
+        return self.spec.split(frames)
 
     def forecast(self, cond: torch.Tensor, horizon: int | None = None, *, times: torch.Tensor | None = None,
                  method: str = "residual", step_size: float | None = None, rtol: float = 1e-6,

@@ -1,4 +1,4 @@
-"""DCGAN encoder and decoder for 64×64 frames (Radford et al., 2016; paper Appendix E.2, DESIGN §2).
+"""DCGAN encoder and decoder for 64×64 frames (Radford et al., 2016; paper Appendix E.2, docs/model.md).
 
 Encoder (family ``dcgan``): the τ+1 frames of a window are stacked on the channel axis, (τ+1)·C channels,
 then four 4×4 stride-2 convolutions 64 → 32 → 16 → 8 → 4 pixels with 64, 128, 256, 512 channels — the
@@ -14,20 +14,16 @@ Choices where the text is silent, and why:
 - LeakyReLU(0.2) in the decoder too (not DCGAN's ReLU): the official implementation does so.
 - Convolutions followed by BatchNorm have no bias (BatchNorm's shift makes it redundant); the code layer
   and the last decoder layer have biases.
-- No BatchNorm on the code itself (DESIGN: "a linear map to the code"; the official code normalises it).
+- No BatchNorm on the code itself: a linear map to the code, as in the official code.
 - Skip connections are not offered: no experiment of the paper uses them with DCGAN networks.
-Initialisation is applied by :func:`varsep.model.build.build_model`, not here.
+Initialisation is applied by :func:`varsep.model.build.build_model`, not here; which data shapes the family
+serves is checked where the family is chosen (varsep.model.families).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-
-from varsep.config import ModelConfig
-from varsep.data.base import DataSpec
-from varsep.errors import ConfigError
-from varsep.nets import DECODERS, ENCODERS, sigmoid_output
 
 SIZE = 64  # frame height and width the networks are built for
 WIDTH = 64  # channels of the first encoder layer (doubled at each layer: 64, 128, 256, 512)
@@ -82,27 +78,3 @@ class DCGANDecoder(nn.Module):
     def forward(self, z: torch.Tensor, skips: object = None) -> torch.Tensor:
         x = self.net(z.view(*z.shape[:2], 1, 1))
         return torch.sigmoid(x) if self.sigmoid else x
-
-
-def _check_spec(spec: DataSpec, role: str) -> None:
-    shape = tuple(spec.frame_shape)
-    if len(shape) != 3 or shape[1:] != (SIZE, SIZE):
-        raise ConfigError(f"the dcgan {role} is built for frames of shape (C, {SIZE}, {SIZE}), got {shape}; "
-                          f"choose another model.{role} family for this data")
-
-
-@ENCODERS.register("dcgan")
-def _dcgan_encoder(spec: DataSpec, code_dim: int, cfg: ModelConfig, skips: bool = False) -> nn.Module:
-    _check_spec(spec, "encoder")
-    if skips:
-        raise ConfigError("the dcgan encoder has no skip connections (set model.skips: false)")
-    return DCGANEncoder(spec.cond_frames * spec.channels, code_dim)
-
-
-@DECODERS.register("dcgan")
-def _dcgan_decoder(spec: DataSpec, latent_dim: int, cfg: ModelConfig,
-                   skip_channels: object = None) -> nn.Module:
-    _check_spec(spec, "decoder")
-    if skip_channels:
-        raise ConfigError("the dcgan decoder takes no skip connections (set model.skips: false)")
-    return DCGANDecoder(latent_dim, spec.channels, sigmoid_output(cfg))

@@ -1,4 +1,4 @@
-"""Weight initialisation of the paper (Appendix E.2, DESIGN §2)."""
+"""Weight initialisation of the paper (Appendix E.2, docs/model.md, settings per data set)."""
 
 from __future__ import annotations
 

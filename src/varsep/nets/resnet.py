@@ -27,11 +27,6 @@ import math
 import torch
 from torch import nn
 
-from varsep.config import ModelConfig
-from varsep.data.base import DataSpec
-from varsep.errors import ConfigError
-from varsep.nets import ENCODERS
-
 WIDTHS = (64, 128, 256, 512)
 BLOCKS = (2, 2, 2, 2)
 STRIDES = (1, 2, 2, 2)
@@ -100,14 +95,3 @@ class ResNet18Encoder(nn.Module):
         x = window.flatten(1, 2)  # (B, (τ+1)·C, H, W)
         x = self.stages(self.stem(x))
         return self.head(x.flatten(1))
-
-
-@ENCODERS.register("resnet18")
-def _resnet18_encoder(spec: DataSpec, code_dim: int, cfg: ModelConfig, skips: bool = False) -> nn.Module:
-    if skips:
-        raise ConfigError("the resnet18 encoder has no skip connections (set model.skips: false)")
-    if len(spec.frame_shape) != 3:
-        raise ConfigError(f"the resnet18 encoder needs frames (C, H, W), but this data set's observations "
-                          f"have shape {spec.frame_shape}")
-    channels, height, width = spec.frame_shape
-    return ResNet18Encoder(spec.cond_frames * channels, (height, width), code_dim)

@@ -1,4 +1,4 @@
-"""VGG16-style encoders and mirrored decoders (paper Appendix E.2, F.2, F.3; DESIGN §2).
+"""VGG16-style encoders and mirrored decoders (paper Appendix E.2, F.2, F.3; docs/model.md).
 
 Three families share one layout: four stages of 3×3 convolutions with the widths of VGG16, each conv
 followed by BatchNorm and LeakyReLU(0.2) ("conv" below), 2×2 max-pooling between stages, and a head that
@@ -60,10 +60,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from varsep.config import ModelConfig
-from varsep.data.base import DataSpec
 from varsep.errors import ConfigError
-from varsep.nets import DECODERS, ENCODERS, sigmoid_output
 
 LEAK = 0.2
 VGG_WIDTHS: tuple[tuple[int, ...], ...] = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512))
@@ -197,21 +194,3 @@ class VGGDecoder(nn.Module):
                 h = torch.cat([h, skips[len(self.stages) - 1 - i]], dim=1)
             h = stage(h)
         return torch.sigmoid(h) if self.sigmoid else h
-
-
-def _register(layout: VGGLayout) -> None:
-    def make_encoder(spec: DataSpec, code_dim: int, cfg: ModelConfig, skips: bool = False) -> nn.Module:
-        size = layout.code_size(spec.frame_shape)
-        return VGGEncoder(layout, spec.cond_frames * spec.channels, code_dim, size, skips=skips)
-
-    def make_decoder(spec: DataSpec, latent_dim: int, cfg: ModelConfig, skip_channels=None) -> nn.Module:
-        size = layout.code_size(spec.frame_shape)
-        return VGGDecoder(layout, latent_dim, spec.channels, size, skip_channels=skip_channels,
-                          sigmoid=sigmoid_output(cfg))
-
-    ENCODERS.register(layout.name)(make_encoder)
-    DECODERS.register(layout.name)(make_decoder)
-
-
-for _layout in (VGG32, VGG64, VGG64_2D):
-    _register(_layout)

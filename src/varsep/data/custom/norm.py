@@ -1,0 +1,163 @@
+"""Normalisation of the user's own data: statistics of the training part, applied as windows are read.
+
+Statistics are taken per channel (per component for vectors) or over everything (``per_channel: false``),
+on the training part only — never validation or test — in one pass of chunks, so a memory-mapped array is
+never read whole. Means and variances are combined chunk by chunk (Chan et al.'s pairwise update), which
+keeps the variance accurate when the mean is large (e.g. temperatures in kelvin).
+
+``normalised = (x − shift) / scale`` with
+
+- none: shift 0, scale 1 (the values as read; image pixels are read as [0, 1]);
+- minmax: shift = min, scale = max − min, so the training part spans [0, 1] (the default: it matches the
+  decoders' final sigmoid);
+- standard: shift = mean, scale = standard deviation (set ``model.final_activation: none`` with it).
+
+A channel that is constant over the training part gets scale 1. NaN/Inf values are left out of the
+statistics and, when ``data.fill_nan`` is set, replaced before normalising (by a value in the data's units
+or by the channel's training mean).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from varsep.config.datasets import NORMALIZATIONS as METHODS  # data.normalization's values
+from varsep.errors import DataError
+
+CHUNK_BYTES = 64 * 2**20
+
+
+@dataclass
+class Statistics:
+    """Per-channel count, min, max, mean and sum of squared deviations of the finite values."""
+
+    count: np.ndarray
+    minimum: np.ndarray
+    maximum: np.ndarray
+    mean: np.ndarray
+    m2: np.ndarray
+
+    @property
+    def std(self) -> np.ndarray:
+        return np.sqrt(self.m2 / np.maximum(self.count, 1))
+
+    def merge(self, other: Statistics) -> Statistics:
+        n = self.count + other.count
+        safe = np.maximum(n, 1)
+        delta = other.mean - self.mean
+        return Statistics(n, np.fmin(self.minimum, other.minimum), np.fmax(self.maximum, other.maximum),
+                          self.mean + delta * other.count / safe,
+                          self.m2 + other.m2 + delta**2 * self.count * other.count / safe)
+
+
+def _block_statistics(block: np.ndarray, axes: tuple[int, ...]) -> Statistics:
+    finite = np.isfinite(block)
+    if finite.all():
+        mean = block.mean(axis=axes)
+        count = np.full(np.shape(mean), block.size / max(np.size(mean), 1))
+        return Statistics(count, block.min(axis=axes), block.max(axis=axes), mean,
+                          ((block - np.expand_dims(mean, axes)) ** 2).sum(axis=axes))
+    count = finite.sum(axis=axes).astype(np.float64)
+    total = np.where(finite, block, 0).sum(axis=axes)
+    mean = total / np.maximum(count, 1)
+    dev = np.where(finite, block - np.expand_dims(mean, axes), 0)
+    return Statistics(count, np.where(finite, block, np.inf).min(axis=axes),
+                      np.where(finite, block, -np.inf).max(axis=axes), mean, (dev**2).sum(axis=axes))
+
+
+def channel_statistics(rows: np.ndarray, ranges: Sequence[tuple[int, int]], *, vector: bool,
+                       per_channel: bool = True, raw_scale: float | None = None) -> Statistics:
+    """Statistics of rows ``ranges`` of ``rows`` (R, C, H, W) or (R, m), per channel or overall (1,)."""
+    frame = rows.shape[1:]
+    if per_channel:
+        axes = (0,) if vector else (0, *range(2, 1 + len(frame)))
+        width = frame[0]
+    else:
+        axes, width = tuple(range(1 + len(frame))), 1
+    zeros = np.zeros(width)
+    total = Statistics(zeros, np.full(width, np.inf), np.full(width, -np.inf), zeros, zeros)
+    step = max(1, CHUNK_BYTES // max(1, 8 * int(np.prod(frame))))
+    for lo, hi in ranges:
+        for a in range(lo, hi, step):
+            block = np.asarray(rows[a:min(a + step, hi)], dtype=np.float64)
+            if raw_scale is not None:
+                block *= raw_scale
+            part = _block_statistics(block, axes)
+            total = total.merge(Statistics(*(np.reshape(v, width) for v in (
+                part.count, part.minimum, part.maximum, part.mean, part.m2))))
+    return total
+
+
+def first_nonfinite(rows: np.ndarray, chunk_bytes: int = CHUNK_BYTES) -> int | None:
+    """The first row of ``rows`` holding NaN or Inf, or None (read in chunks)."""
+    if not np.issubdtype(rows.dtype, np.floating):
+        return None
+    step = max(1, chunk_bytes // max(1, rows.dtype.itemsize * int(np.prod(rows.shape[1:]))))
+    for lo in range(0, len(rows), step):
+        block = np.asarray(rows[lo:lo + step])
+        ok = np.isfinite(block.reshape(len(block), -1)).all(axis=1)
+        if not ok.all():
+            return lo + int(np.flatnonzero(~ok)[0])
+    return None
+
+
+@dataclass
+class Normalization:
+    """``(x − shift) / scale`` per channel (or overall), and its inverse for metrics in the data's units."""
+
+    method: str
+    shift: np.ndarray  # (C,), (m,) or (1,)
+    scale: np.ndarray
+    mean: np.ndarray  # training mean per channel, in the data's units
+    vector: bool
+    fill: np.ndarray | None = None  # replacement of NaN/Inf per channel, in the data's units
+
+    @classmethod
+    def fit(cls, method: str, stats: Statistics, *, vector: bool, fill: float | str | None = None
+            ) -> Normalization:
+        empty = np.flatnonzero(stats.count == 0)
+        if len(empty):
+            raise DataError(f"channel {int(empty[0])} holds no finite value in the training part")
+        if method == "minmax":
+            shift, scale = stats.minimum, stats.maximum - stats.minimum
+        elif method == "standard":
+            shift, scale = stats.mean, stats.std
+        elif method == "none":
+            shift, scale = np.zeros_like(stats.mean), np.ones_like(stats.mean)
+        else:
+            raise ValueError(f"unknown normalisation {method!r}; valid: {', '.join(METHODS)}")
+        scale = np.where(scale > 0, scale, 1.0)
+        fill_values = None
+        if fill is not None:
+            fill_values = stats.mean.copy() if fill == "mean" else np.full_like(stats.mean, float(fill))
+        return cls(method, np.asarray(shift, np.float64), np.asarray(scale, np.float64),
+                   np.asarray(stats.mean, np.float64), vector, fill_values)
+
+    def _broadcast(self, values: np.ndarray, ndim: int) -> np.ndarray:
+        """Per-channel values shaped to broadcast against (..., C, H, W) or (..., m) arrays."""
+        return values.reshape(-1) if self.vector else values.reshape(-1, *([1] * (ndim - 1)))
+
+    def apply(self, x: np.ndarray, frame_ndim: int) -> np.ndarray:
+        """Normalise float32 ``x`` (..., *frame) in place (filling NaN/Inf first if asked); returns it."""
+        if self.fill is not None:
+            bad = ~np.isfinite(x)
+            if bad.any():
+                np.copyto(x, np.broadcast_to(self._broadcast(self.fill, frame_ndim).astype(x.dtype), x.shape),
+                          where=bad)
+        if self.method != "none":
+            x -= self._broadcast(self.shift, frame_ndim).astype(x.dtype)
+            x /= self._broadcast(self.scale, frame_ndim).astype(x.dtype)
+        return x
+
+    def physical(self, z: np.ndarray, frame_ndim: int) -> np.ndarray:
+        """Normalised values (..., *frame) back in the data's units (float64)."""
+        z = np.asarray(z, dtype=np.float64)
+        return z * self._broadcast(self.scale, frame_ndim) + self._broadcast(self.shift, frame_ndim)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready record (e.g. for the attributes of written forecasts)."""
+        return {"method": self.method, "shift": self.shift.tolist(), "scale": self.scale.tolist(),
+                "fill": None if self.fill is None else self.fill.tolist()}

@@ -1,0 +1,293 @@
+"""Evaluation protocols: forecast every test window, score every predicted frame, write a report.
+
+For each test horizon h, every test window (its conditioning window, then h frames) is forecast from its
+τ+1 conditioning frames and every predicted frame is scored (definitions: :mod:`varsep.eval.scoring`); values
+are averaged over windows for each step 1…h (per-horizon curves) and over the horizon (``<metric>_mean``,
+the numbers of the paper's tables). "Repeat the last conditioning frame" is scored alongside as a
+baseline. For models with a content code, the content swap is scored too (:mod:`varsep.eval.swap`).
+
+``evaluate(loaded, dataset, out_dir=…)`` writes into ``out_dir``:
+  metrics.json           every curve and mean, with the definition of each metric
+  results.md             the paper-style table of this run (varsep.eval.tables)
+  forecast_t<h>.png      ground truth / forecast / scaled difference of one window (paper Fig. 5, 6)
+  forecast_t<h>.gif      the same window animated: ground truth left, forecast right
+  swap_t<h>.png          content swap of that window: content source, swap forecast, its ground truth
+                         when known, scaled difference swap − forecast (paper Fig. 2 swap row, 3, 7)
+  mse_t<h>.png, psnr_t<h>.png, ssim_t<h>.png   per-step curves: model, repeat-last-frame, swap
+  fusion.png             content of row r (first column) with dynamics of column c (first row), at the
+                         last step of the first horizon (paper Fig. 4, 11)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from varsep.data import build_dataset
+from varsep.data.base import SequenceDataset, WindowSet
+from varsep.errors import ConfigError, DataError
+from varsep.eval.scoring import CurveAccumulator, FrameScorer, headline_mse, mse_label
+from varsep.eval.swap import SwapScorer, partners, swap_forecast, swap_truths
+from varsep.forecaster import Forecaster
+from varsep.model import SeparableModel
+from varsep.precision import Precision, resolve_precision
+
+__all__ = ["EvalOptions", "check_compatible", "evaluate", "score_horizon", "summary_lines"]
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """How to score a run (every option of ``varsep evaluate``, and of the evaluations ``ablate`` runs).
+
+    ``limit``: score only the first N test windows of each horizon; ``precision``: "auto" (bf16 autocast
+    where the hardware runs it natively and faster, see varsep.precision), "32", "bf16" or a resolved
+    :class:`~varsep.precision.Precision`; ``device``: cpu, cuda, or auto; ``figures`` / ``swap`` / ``ssim``:
+    what to compute besides MSE and PSNR; ``label``: the run's name in tables (default: its folder).
+    """
+
+    batch_size: int = 64
+    limit: int | None = None
+    precision: str | Precision = "auto"
+    device: str = "cpu"
+    figures: bool = True
+    swap: bool = True
+    ssim: bool = True
+    progress: bool = True
+    label: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"the evaluation batch size must be ≥ 1, got {self.batch_size}")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"the window limit must be ≥ 1, got {self.limit}")
+
+
+def autocast(precision: str, device: str | torch.device = "cpu") -> contextlib.AbstractContextManager:
+    """bf16 autocast for a resolved precision "bf16", nothing for "32"."""
+    if precision == "bf16":
+        return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def resolve_device(device: str | None) -> torch.device:
+    """``auto`` (or None) → CUDA when available, else CPU."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def score_horizon(model: SeparableModel, windows: WindowSet, horizon: int, *,
+                  dataset: SequenceDataset | None = None, options: EvalOptions | None = None, keep: int = 1,
+                  precision: str = "32", device: str | torch.device = "cpu") -> tuple[dict[str, Any], dict[str, Any]]:
+    """Per-step metric curves for one horizon (and the swap's), and ``keep`` example windows for figures.
+
+    ``precision`` is resolved ("32" or "bf16") and ``device`` a device: :func:`evaluate` settles both."""
+    options = options or EvalOptions()
+    batch_size, limit, progress, swap, ssim = (options.batch_size, options.limit, options.progress, options.swap,
+                                               options.ssim)
+    scorer = FrameScorer.build(dataset, windows, model.spec, ssim=ssim)
+    acc = CurveAccumulator(horizon)
+    can_swap = swap and model.uses_content and len(windows) >= 2
+    swapper = SwapScorer(scorer, dataset, horizon) if can_swap else None
+    examples: dict[str, list] = {"index": [], "frames": [], "forecast": [], "swap": [], "content": []}
+    n = len(windows) if limit is None else min(limit, len(windows))
+    with torch.inference_mode(), tqdm(total=n, desc=f"t+{horizon}", unit="win", disable=not progress) as bar:
+        for lo in range(0, n, batch_size):
+            idx = np.arange(lo, min(lo + batch_size, n))
+            frames = torch.from_numpy(windows.take(idx)).to(device)
+            with autocast(precision, device):
+                own, codes = model.trajectory(scorer.split(frames)[0], horizon)
+                pred = model.decode(own, codes).float()
+            acc.add_all(scorer.score(idx, frames, pred), len(idx))
+            swapped = content = None
+            if swapper is not None:
+                content = torch.from_numpy(windows.take(swapper.content_indices(idx))).to(device)
+                with autocast(precision, device):  # the same codes T, decoded with the partner's S
+                    swapped = model.decode(model.encode_content(scorer.split(content)[0]), codes).float()
+                swapper.add(idx, frames, pred, swapped)
+            take = slice(0, max(0, keep - len(examples["index"])))
+            examples["index"].extend(idx[take])
+            examples["frames"].extend(frames[take].cpu().numpy())
+            examples["forecast"].extend(pred[take].cpu().numpy())
+            if swapped is not None and content is not None:
+                examples["swap"].extend(swapped[take].cpu().numpy())
+                examples["content"].extend(content[take].cpu().numpy())
+            bar.update(len(idx))
+    result: dict[str, Any] = acc.result()
+    result["definitions"] = scorer.definitions
+    if swapper is not None:
+        result["swap"] = swapper.result()
+    return result, examples
+
+
+def evaluate(run: Forecaster, dataset: SequenceDataset | None = None, *, out_dir: str | Path | None = None,
+             options: EvalOptions | None = None) -> dict[str, Any]:
+    """Score a trained run on every test horizon of its data set; write metrics.json, results.md, figures.
+
+    metrics.json records the precision that ran and why (see :class:`EvalOptions`)."""
+    options = options or EvalOptions()
+    loaded = run
+    dataset = dataset or build_dataset(loaded.config.data)
+    check_compatible(loaded, dataset)
+    dev = resolve_device(options.device)
+    choice = options.precision if isinstance(options.precision, Precision) else resolve_precision(options.precision,
+                                                                                                    dev)
+    precision = choice.value
+    model = loaded.model.to(dev).eval()
+    report: dict[str, Any] = {
+        "label": options.label or _run_label(loaded), "checkpoint": str(loaded.checkpoint), "step": loaded.step,
+        "data": loaded.config.data.name, "precision": precision, "precision_reason": choice.reason,
+        "limit": options.limit,
+        "content": model.uses_content, "horizons": {}, "figures": []}
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    for number, horizon in enumerate(loaded.config.data.test_horizons):
+        windows = dataset.test_windows(horizon)
+        if len(windows) == 0:
+            raise DataError(f"the test set of {loaded.config.data.name} has no window of "
+                            f"{model.cond_frames} + {horizon} frames")
+        result, examples = score_horizon(model, windows, horizon, dataset=dataset, options=options,
+                                         precision=precision, device=dev)
+        report["definitions"] = result.pop("definitions")
+        if model.time_stride > 1:
+            result["stride"] = split_by_observed_times(result, model.time_stride)
+        report["horizons"][str(horizon)] = result
+        if out is not None and options.figures and examples["index"]:
+            report["figures"] += _figures(out, model, dataset, windows, horizon, result, examples,
+                                          fusion=number == 0, precision=precision, device=dev)
+    if out is not None:
+        from varsep.eval.tables import run_table
+
+        (out / "metrics.json").write_text(json.dumps(report, indent=1))
+        (out / "results.md").write_text(run_table([report]))
+    return report
+
+
+def split_by_observed_times(result: dict[str, Any], stride: int) -> dict[str, Any]:
+    """For a model trained on every ``stride``-th frame: metric means over the forecast steps at times it
+    was trained to see (step k with k % stride == 0, the last conditioning frame being observed) and over
+    the skipped in-between frames it never saw."""
+    out: dict[str, Any] = {"time_stride": stride}
+    for name, curve in result.items():
+        if not isinstance(curve, list) or not curve or not isinstance(curve[0], float):
+            continue
+        steps = np.arange(1, len(curve) + 1)
+        values = np.asarray(curve)
+        out[f"{name}_observed_times_mean"] = float(values[steps % stride == 0].mean())
+        if (steps % stride != 0).any():
+            out[f"{name}_skipped_times_mean"] = float(values[steps % stride != 0].mean())
+    return out
+
+
+def _run_label(loaded: Forecaster) -> str:
+    path = Path(loaded.checkpoint)
+    return path.parent.parent.name if path.parent.name == "checkpoints" else path.stem
+
+
+def _figures(out: Path, model: SeparableModel, dataset: SequenceDataset, windows: WindowSet,
+             horizon: int, result: dict[str, Any], examples: dict[str, list], *, fusion: bool,
+             precision: str, device: torch.device) -> list[str]:
+    from varsep.eval import plots
+
+    cond = model.cond_span  # targets start after the conditioning window's span
+    index = int(examples["index"][0])
+    frames, forecast = examples["frames"][0], examples["forecast"][0]
+    unit = dataset.unit_interval
+    title = windows.describe(index)
+    made = [plots.forecast_strip(frames, forecast, cond, out / f"forecast_t{horizon}.png", title=title,
+                                 unit_interval=unit),
+            plots.forecast_gif(frames, forecast, cond, out / f"forecast_t{horizon}.gif", unit_interval=unit)]
+    swap = result.get("swap")
+    if examples["swap"] and swap is not None:
+        partner = int(partners(len(windows))[index])
+        truths = swap_truths(dataset, windows, np.array([partner]), np.array([index]))
+        truth = None if truths is None else _closest(truths[:, 0, cond:], examples["swap"][0])
+        made.append(plots.swap_strip(frames[cond:], examples["content"][0][cond:], forecast,
+                                     examples["swap"][0], out / f"swap_t{horizon}.png", truth=truth,
+                                     unit_interval=unit,
+                                     title=f"dynamics: {title}; content: {windows.describe(partner)}"))
+    mse_key = headline_mse(result)
+    for key, ylabel, log in ((mse_key, mse_label(mse_key), True), ("psnr", "PSNR (dB)", False),
+                             ("ssim", "SSIM", False)):
+        if key not in result:
+            continue
+        curves = {"model": result[key], "repeat last frame": result[f"baseline_{key}"]}
+        if swap is not None and key in swap:
+            curves["content swap"] = swap[key]
+        name = "mse" if key.startswith("mse") else key
+        made.append(plots.metric_curves(curves, out / f"{name}_t{horizon}.png", ylabel=ylabel, log=log,
+                                        title=f"{result['windows']} test windows"))
+    if "stride" in result:
+        made.append(plots.stride_curve(result["mse"], result["baseline_mse"], model.time_stride,
+                                       out / f"mse_observed_vs_skipped_t{horizon}.png"))
+    if fusion and model.uses_content and len(np.asarray(frames).shape) == 4 and len(windows) >= 2:
+        made.append(_fusion(out / "fusion.png", model, windows, horizon, unit, precision, device))
+    return [str(p.name) for p in made if p is not None]
+
+
+def _closest(truths: np.ndarray, forecast: np.ndarray) -> np.ndarray:
+    errors = [float(np.mean((t - forecast) ** 2)) for t in truths]
+    return truths[int(np.argmin(errors))]
+
+
+def _fusion(path: Path, model: SeparableModel, windows: WindowSet, horizon: int, unit: bool,
+            precision: str, device: torch.device, size: int = 4) -> Path:
+    """Grid of forecasts: S from window rows[r], T from window cols[c], frame t+horizon (paper Fig. 4)."""
+    from varsep.eval import plots
+
+    n = len(windows)
+    picks = np.unique(np.linspace(0, n - 1, min(2 * size, n)).round().astype(np.int64))
+    rows, cols = picks[0::2], picks[1::2]
+    row_frames = torch.from_numpy(windows.take(rows)).to(device)
+    col_frames = torch.from_numpy(windows.take(cols)).to(device)
+    row_cond, col_cond = model.split_window(row_frames)[0], model.split_window(col_frames)[0]
+    r = np.repeat(np.arange(len(rows)), len(cols))
+    c = np.tile(np.arange(len(cols)), len(rows))
+    with torch.inference_mode(), autocast(precision, device):
+        fused = swap_forecast(model, col_cond[c], row_cond[r], horizon).float()
+    grid = fused[:, -1].cpu().numpy().reshape(len(rows), len(cols), *fused.shape[2:])
+    return plots.fusion_grid(row_cond[:, -1].cpu().numpy(), col_frames[:, -1].cpu().numpy(), grid, path,
+                             unit_interval=unit,
+                             title=f"content (first column) × dynamics (first row), t+{horizon}")
+
+
+def check_compatible(loaded: Forecaster, dataset: SequenceDataset) -> None:
+    """Refuse data whose observations or windows do not match what the model was trained on."""
+    got, want = dataset.spec, loaded.spec
+    if got.frame_shape != want.frame_shape:
+        raise DataError(f"the model expects observations of shape {want.frame_shape} but the data "
+                        f"({loaded.config.data.name}) have shape {got.frame_shape}")
+    if got.cond_frames != want.cond_frames:
+        raise DataError(f"the model conditions on {want.cond_frames} frames but the data config gives "
+                        f"{got.cond_frames} (data.cond_frames)")
+
+
+def summary_lines(report: dict[str, Any]) -> list[str]:
+    """Human-readable lines: mean MSE per horizon against the repeat-last-frame baseline, and the swap."""
+    lines = []
+    for horizon, r in report["horizons"].items():
+        ratio = r["baseline_mse_mean"] / r["mse_mean"] if r["mse_mean"] > 0 else float("inf")
+        versus = f"{ratio:.1f}× lower" if ratio >= 1 else f"{1 / ratio:.1f}× HIGHER"
+        extra = f", SSIM {r['ssim_mean']:.4f}" if "ssim_mean" in r else ""
+        key = headline_mse(r)
+        if key != "mse":
+            extra += f", {key} {r[f'{key}_mean']:.4g}"
+        lines.append(f"t+{horizon}: MSE {r['mse_mean']:.3e} (repeat-last-frame {r['baseline_mse_mean']:.3e}: "
+                     f"{versus}), PSNR {r['psnr_mean']:.2f} dB{extra} over {r['windows']} windows")
+        swap = r.get("swap")
+        if swap and swap.get("ground_truth"):
+            ssim = f", SSIM {swap['ssim_mean']:.4f}" if "ssim_mean" in swap else ""
+            lines.append(f"t+{horizon} content swap: PSNR {swap['psnr_mean']:.2f} dB{ssim} "
+                         f"(best of {swap['assignments']} ground truth(s) per sequence)")
+        elif swap:
+            lines.append(f"t+{horizon} content swap: forecast changes by MSE {swap['change_mse_mean']:.3e} "
+                         f"when S comes from another sequence (no ground truth for this data set)")
+    return lines

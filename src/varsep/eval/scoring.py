@@ -1,0 +1,216 @@
+"""What is scored for every predicted frame, and on which scale (the definitions written into metrics.json).
+
+Every test window is forecast from its τ+1 conditioning frames; each predicted frame gets:
+
+- ``mse``: mean over channels and pixels of (forecast − target)², on the model's value scale (the scale
+  the data set serves: [0, 1] for every data set but SST, whose values are standardised temperatures).
+- ``psnr`` = 10·log10(1 / MSE) and ``ssim`` (11×11 Gaussian window, σ 1.5, K1 .01, K2 .03, data range 1,
+  mean over the valid region), see :mod:`varsep.metrics`. On data in [0, 1] (``dataset.unit_interval``)
+  they are computed on the model's scale. **Data not in [0, 1]** (SST): the frames — in physical units
+  (°C) when the data set has them — are first mapped to [0, 1] window by window by the minimum and
+  maximum of that window's *conditioning* frames, x ↦ (x − min)/(max − min), the same map for forecast and
+  target, values outside the range kept. This uses only what is known at forecast time, and equals
+  PSNR/SSIM on °C with data range (max − min). The official SST code instead divided °C frames by the
+  min–max range of the zone's normalised values over all days (docs/data/sst.md); numbers therefore differ
+  from the paper's SSIM column by construction.
+- ``mse_physical``: MSE in physical units (°C² for SST, taxis² for TaxiBJ) when ``dataset.physical``
+  gives them; conversions use only what is known at forecast time.
+- ``mse_paper_compatible`` (SST): MSE in °C² the way the official code converts forecasts, with the
+  target frames' own statistics (``dataset.paper_compatible``, where ``dataset.reports_paper_compatible``) —
+  labelled, never the default.
+- ``mse_paper`` (TaxiBJ): the paper's Table 3 figure, MSE on [0, 1] × 100 × 32 × 32 × 2.
+- ``baseline_*``: the same metric for "repeat the last conditioning frame".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from varsep.data.base import SequenceDataset, WindowSet
+from varsep.eval import metrics
+from varsep.spec import DataSpec
+
+SSIM_WINDOW = 11
+
+
+def _as_tensor(array: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(array), dtype=torch.float64, device=like.device)
+
+
+@dataclass
+class FrameScorer:
+    """Scores forecasts of the windows of one :class:`WindowSet` (the rules in the module docstring)."""
+
+    dataset: SequenceDataset | None
+    windows: WindowSet
+    spec: DataSpec  # the model's windows: τ+1 conditioning frames observed every time_stride frames
+    frame_shape: tuple[int, ...]
+    unit_interval: bool = True
+    has_physical: bool = False
+    paper_compatible: Callable | None = None  # the data set's conversion like the official code, if any
+    paper_factor: float | None = None
+    definitions: dict[str, str] = field(default_factory=dict)
+    with_ssim: bool = True  # SSIM costs ~0.5 ms a frame: it can be skipped when only MSE matters
+
+    @classmethod
+    def build(cls, dataset: SequenceDataset | None, windows: WindowSet, spec: DataSpec,
+              ssim: bool = True) -> FrameScorer:
+        probe = windows.take(np.array([0]))
+        unit = dataset.unit_interval if dataset is not None else True
+        scorer = cls(dataset, windows, spec, tuple(probe.shape[2:]), unit_interval=bool(unit), with_ssim=ssim)
+        span = scorer.span
+        if dataset is not None:
+            scorer.has_physical = dataset.physical(probe[:, span:], windows, np.array([0]), span) is not None
+            scorer.paper_compatible = dataset.paper_compatible if dataset.reports_paper_compatible else None
+            scorer.paper_factor = dataset.paper_mse_factor
+        scorer.definitions = scorer._definitions()
+        return scorer
+
+    @property
+    def span(self) -> int:
+        """Frames of the window before the first target (the conditioning window's span)."""
+        return self.spec.cond_span
+
+    def split(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A window (b, span + h, *frame) → (observed conditioning frames, the h targets)."""
+        return self.spec.split(frames)
+
+    @property
+    def is_frame(self) -> bool:
+        return len(self.frame_shape) == 3
+
+    @property
+    def has_ssim(self) -> bool:
+        return self.with_ssim and self.is_frame and min(self.frame_shape[-2:]) >= SSIM_WINDOW
+
+    @property
+    def frame_dims(self) -> int:
+        return len(self.frame_shape)
+
+    def _definitions(self) -> dict[str, str]:
+        scale = "the model's scale"
+        d = {"mse": f"mean over pixels of squared error, on {scale}"}
+        if self.unit_interval:
+            rule = "on the [0, 1] scale (data range 1)"
+        else:
+            units = "physical units" if self.has_physical else "the model's scale"
+            rule = (f"on frames in {units} mapped to [0, 1] by the min and max of each window's conditioning "
+                    f"frames (data not in [0, 1])")
+        d["psnr"] = f"10·log10(1/MSE) per frame, {rule}"
+        if self.has_ssim:
+            d["ssim"] = f"SSIM (11×11 Gaussian σ 1.5, K1 .01, K2 .03, valid region) per frame, {rule}"
+        if self.has_physical:
+            d["mse_physical"] = "MSE in physical units, converted with what is known at forecast time"
+        if self.paper_compatible is not None:
+            d["mse_paper_compatible"] = ("MSE in physical units converted as the official code does, with "
+                                         "the target frames' own statistics (not available at forecast time)")
+        if self.paper_factor is not None:
+            d["mse_paper"] = f"MSE on the [0, 1] scale × {self.paper_factor:g} (the paper's reported scale)"
+        d["baseline_*"] = "the same metric for 'repeat the last conditioning frame'"
+        return d
+
+    # ------------------------------------------------------------------------------------------ scoring
+    def score(self, idx: np.ndarray, frames: torch.Tensor, pred: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-frame values (b, h) of every metric for forecasts ``pred`` of windows ``idx`` (``frames``)."""
+        cond, target = self.split(frames)
+        last = cond[:, -1:].expand_as(target)
+        out: dict[str, torch.Tensor] = {}
+        for prefix, guess in (("", pred), ("baseline_", last)):
+            for name, value in self.compare(idx, frames, guess, target).items():
+                out[prefix + name] = value
+        if self.paper_compatible is not None:
+            pc, tc = self.paper_compatible(pred.cpu().numpy(), target.cpu().numpy(), self.windows, idx,
+                                           self.span)
+            out["mse_paper_compatible"] = metrics.mse(_as_tensor(pc, pred), _as_tensor(tc, pred),
+                                                      frame_dims=self.frame_dims)
+        return out
+
+    def compare(self, idx: np.ndarray, frames: torch.Tensor, guess: torch.Tensor,
+                target: torch.Tensor) -> dict[str, torch.Tensor]:
+        """MSE, PSNR, SSIM (and physical/paper MSE) of ``guess`` against ``target`` for windows ``idx``.
+
+        ``frames`` are the windows' frames (their conditioning part sets the range of non-[0, 1] data)."""
+        out = {"mse": metrics.mse(guess, target, frame_dims=self.frame_dims)}
+        if self.paper_factor is not None:
+            out["mse_paper"] = out["mse"] * self.paper_factor
+        phys_guess = phys_target = None
+        if self.has_physical:
+            phys_guess = self._physical(guess, idx, self.span)
+            phys_target = self._physical(target, idx, self.span)
+            out["mse_physical"] = metrics.mse(phys_guess, phys_target, frame_dims=self.frame_dims)
+        g, t = guess, target
+        if not self.unit_interval:
+            g, t = self._rescaled(idx, frames, guess, target, phys_guess, phys_target)
+        out["psnr"] = metrics.psnr(g, t, frame_dims=self.frame_dims)
+        if self.has_ssim:
+            out["ssim"] = metrics.ssim(g, t)
+        return out
+
+    def _physical(self, frames: torch.Tensor, idx: np.ndarray, offset: int) -> torch.Tensor:
+        assert self.dataset is not None
+        values = self.dataset.physical(frames.float().cpu().numpy(), self.windows, idx, offset)
+        return _as_tensor(values, frames)
+
+    def _rescaled(self, idx: np.ndarray, frames: torch.Tensor, guess: torch.Tensor, target: torch.Tensor,
+                  phys_guess: torch.Tensor | None, phys_target: torch.Tensor | None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forecast and target mapped to [0, 1] by the min/max of each window's conditioning frames."""
+        cond = self.split(frames)[0]
+        if phys_guess is not None and phys_target is not None:
+            cond = torch.cat([self._physical(cond[:, j:j + 1], idx, j * self.spec.time_stride)
+                              for j in range(self.spec.cond_frames)], dim=1)
+            guess, target = phys_guess, phys_target
+        flat = cond.double().flatten(1)
+        lo, hi = flat.min(1).values, flat.max(1).values
+        span = torch.where(hi > lo, hi - lo, torch.ones_like(hi))
+        shape = (-1,) + (1,) * (guess.dim() - 1)
+        lo, span = lo.view(shape), span.view(shape)
+        return (guess.double() - lo) / span, (target.double() - lo) / span
+
+
+def headline_mse(result: dict) -> str:
+    """The MSE a data set reports: the paper's scale, else physical units, else the model's scale."""
+    for key in ("mse_paper", "mse_physical", "mse_paper_compatible"):
+        if f"{key}_mean" in result:
+            return key
+    return "mse"
+
+
+def mse_label(key: str) -> str:
+    """Axis label of an MSE key (see ``headline_mse``)."""
+    return {"mse_paper": "MSE × paper scale", "mse_physical": "MSE (physical units²)",
+            "mse_paper_compatible": "MSE (paper-compatible, physical units²)"}.get(key, "MSE")
+
+
+@dataclass
+class CurveAccumulator:
+    """Running sums of per-step metric values over windows."""
+
+    horizon: int
+    sums: dict[str, np.ndarray] = field(default_factory=dict)
+    count: int = 0
+
+    def add(self, name: str, values: torch.Tensor) -> None:
+        """``values`` (windows, horizon) of one batch."""
+        total = values.double().sum(0).cpu().numpy()
+        self.sums[name] = self.sums.get(name, 0) + total
+
+    def add_all(self, values: dict[str, torch.Tensor], count: int) -> None:
+        for name, value in values.items():
+            self.add(name, value)
+        self.count += count
+
+    def curves(self) -> dict[str, list[float]]:
+        return {k: (v / max(self.count, 1)).tolist() for k, v in self.sums.items()}
+
+    def result(self) -> dict[str, object]:
+        """{"windows": n, name: per-step curve, name_mean: its mean over the horizon}."""
+        out: dict[str, object] = {"windows": self.count}
+        for name, curve in self.curves().items():
+            out[name] = curve
+            out[f"{name}_mean"] = float(np.mean(curve))
+        return out

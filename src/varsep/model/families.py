@@ -1,0 +1,113 @@
+"""Network families by name (``model.encoder`` / ``model.decoder``): from a data spec and a model config to
+the plain constructor arguments of varsep.nets.
+
+An encoder builder takes ``(spec, code_dim, model_config, skips)`` and returns a module mapping a window
+(B, τ+1, *frame) to a code (B, code_dim) — or to ``(code, skip_maps)`` when ``skips`` is true. A decoder
+builder takes ``(spec, latent, model_config, skip_channels)`` and returns a module mapping a latent
+(N, latent…) and optional skip maps to frames (N, *frame). Adding a family: write its networks in
+varsep.nets, then register one builder of each kind here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from varsep.config import ModelConfig
+from varsep.errors import ConfigError
+from varsep.nets import (
+    VGG32,
+    VGG64,
+    VGG64_2D,
+    DCGANDecoder,
+    DCGANEncoder,
+    MLPDecoder,
+    MLPEncoder,
+    ResNet18Encoder,
+    VGGDecoder,
+    VGGEncoder,
+    VGGLayout,
+)
+from varsep.nets.dcgan import SIZE as DCGAN_SIZE
+from varsep.registry import Registry
+from varsep.spec import DataSpec
+
+EncoderBuilder = Callable[..., nn.Module]
+DecoderBuilder = Callable[..., nn.Module]
+ENCODERS: Registry[EncoderBuilder] = Registry("encoder family")
+DECODERS: Registry[DecoderBuilder] = Registry("decoder family")
+
+
+def sigmoid_output(cfg: ModelConfig) -> bool:
+    """Whether a decoder ends with a sigmoid: yes unless ``final_activation: none`` (``auto`` is settled from
+    the data by varsep.train.runner.resolve_config; left unresolved it means data in [0, 1])."""
+    return cfg.final_activation != "none"
+
+
+# ------------------------------------------------------------------------------------------------- mlp
+@ENCODERS.register("mlp")
+def _mlp_encoder(spec: DataSpec, code_dim: int, cfg: ModelConfig, skips: bool = False) -> nn.Module:
+    if skips:
+        raise ConfigError("the mlp encoder has no skip connections")
+    return MLPEncoder(spec.cond_frames * spec.frame_size, cfg.encoder_hidden, code_dim)
+
+
+@DECODERS.register("mlp")
+def _mlp_decoder(spec: DataSpec, latent_dim: int, cfg: ModelConfig, skip_channels: object = None) -> nn.Module:
+    return MLPDecoder(latent_dim, cfg.decoder_hidden, spec.frame_shape, sigmoid_output(cfg))
+
+
+# ----------------------------------------------------------------------------------------------- dcgan
+def _check_dcgan(spec: DataSpec, role: str) -> None:
+    shape = tuple(spec.frame_shape)
+    if len(shape) != 3 or shape[1:] != (DCGAN_SIZE, DCGAN_SIZE):
+        raise ConfigError(f"the dcgan {role} is built for frames of shape (C, {DCGAN_SIZE}, {DCGAN_SIZE}), got "
+                          f"{shape}; choose another model.{role} family for this data")
+
+
+@ENCODERS.register("dcgan")
+def _dcgan_encoder(spec: DataSpec, code_dim: int, cfg: ModelConfig, skips: bool = False) -> nn.Module:
+    _check_dcgan(spec, "encoder")
+    if skips:
+        raise ConfigError("the dcgan encoder has no skip connections (set model.skips: false)")
+    return DCGANEncoder(spec.cond_frames * spec.channels, code_dim)
+
+
+@DECODERS.register("dcgan")
+def _dcgan_decoder(spec: DataSpec, latent_dim: int, cfg: ModelConfig, skip_channels: object = None) -> nn.Module:
+    _check_dcgan(spec, "decoder")
+    if skip_channels:
+        raise ConfigError("the dcgan decoder takes no skip connections (set model.skips: false)")
+    return DCGANDecoder(latent_dim, spec.channels, sigmoid_output(cfg))
+
+
+# -------------------------------------------------------------------------------------------- resnet18
+@ENCODERS.register("resnet18")
+def _resnet18_encoder(spec: DataSpec, code_dim: int, cfg: ModelConfig, skips: bool = False) -> nn.Module:
+    if skips:
+        raise ConfigError("the resnet18 encoder has no skip connections (set model.skips: false)")
+    if len(spec.frame_shape) != 3:
+        raise ConfigError(f"the resnet18 encoder needs frames (C, H, W), but this data set's observations "
+                          f"have shape {spec.frame_shape}")
+    channels, height, width = spec.frame_shape
+    return ResNet18Encoder(spec.cond_frames * channels, (height, width), code_dim)
+
+
+# ------------------------------------------------------------------------------------------------- vgg
+def _register_vgg(layout: VGGLayout) -> None:
+    def make_encoder(spec: DataSpec, code_dim: int, cfg: ModelConfig, skips: bool = False) -> nn.Module:
+        size = layout.code_size(spec.frame_shape)
+        return VGGEncoder(layout, spec.cond_frames * spec.channels, code_dim, size, skips=skips)
+
+    def make_decoder(spec: DataSpec, latent_dim: int, cfg: ModelConfig, skip_channels=None) -> nn.Module:
+        size = layout.code_size(spec.frame_shape)
+        return VGGDecoder(layout, latent_dim, spec.channels, size, skip_channels=skip_channels,
+                          sigmoid=sigmoid_output(cfg))
+
+    ENCODERS.register(layout.name)(make_encoder)
+    DECODERS.register(layout.name)(make_decoder)
+
+
+for _layout in (VGG32, VGG64, VGG64_2D):
+    _register_vgg(_layout)

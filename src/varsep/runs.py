@@ -1,0 +1,50 @@
+"""The layout of a run folder, and reading it (writing it is varsep.train's job).
+
+A run folder holds everything needed to continue, evaluate or reuse a run:
+
+    config.yaml          the resolved config (every setting, defaults included)
+    run.json             seed, versions, git commit, command line, data spec, precision and hardware, start
+                         time; ``history`` lists the earlier sessions of a resumed run
+    checkpoints/         last.ckpt (latest step), best.ckpt (best validation MSE), snapshots/ (optional)
+    logs/metrics.csv     CSV log; logs/tensorboard/ TensorBoard events
+    eval/                written by `varsep evaluate`
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from varsep.errors import CheckpointError
+
+CONFIG_FILE = "config.yaml"
+INFO_FILE = "run.json"
+CHECKPOINTS = Path("checkpoints")
+LAST = CHECKPOINTS / "last.ckpt"
+BEST = CHECKPOINTS / "best.ckpt"
+
+
+def find_checkpoint(run_dir: str | Path, which: str = "best") -> Path:
+    """``best`` (falls back to ``last``), ``last``, or an explicit file path."""
+    run_dir = Path(run_dir)
+    if which not in ("best", "last"):
+        path = Path(which)
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint {path} does not exist")
+        return path
+    order = [BEST, LAST] if which == "best" else [LAST]
+    for rel in order:
+        if (run_dir / rel).is_file():
+            return run_dir / rel
+    raise CheckpointError(f"{run_dir} has no checkpoint ({' or '.join(map(str, order))}); train it with "
+                          f"varsep fit first")
+
+
+def read_info(run_dir: str | Path) -> dict[str, Any] | None:
+    """A run folder's run.json, or None when it has none (or an unreadable one)."""
+    try:
+        info = json.loads((Path(run_dir) / INFO_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None

@@ -1,0 +1,58 @@
+"""Checkpoint files that are safe to write and safe to read (no Lightning here: see varsep.train.checkpoint_io).
+
+- Writes go to a temporary file in the same folder, are flushed to disk, then renamed over the target:
+  a crash or a full disk never leaves a truncated checkpoint under the final name.
+- Reads use ``torch.load(weights_only=True)``: a file carrying pickled code is refused, with a message.
+- A checkpoint holds state dicts, the resolved config, the data spec and the library version, so a model
+  rebuilds itself from the file alone (varsep.forecaster.load_checkpoint).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from varsep.errors import CheckpointError
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    """torch.save ``obj`` to ``path`` through a temporary file and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as err:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        if isinstance(err, OSError) and err.errno is not None and err.errno in (28, 122):  # ENOSPC, EDQUOT
+            raise CheckpointError(f"no space left to write checkpoint {path}; the previous checkpoint "
+                                  f"is intact. Free some disk space and resume with --resume") from err
+        raise
+
+
+def safe_torch_load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint without executing code; clear errors for missing, corrupt or unsafe files."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(
+            f"refusing to load {path}: it holds pickled Python objects, not just tensors and plain "
+            f"values, and loading it could run code. Only load checkpoints written by varsep "
+            f"(detail: {str(err).splitlines()[0]})") from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({str(err).splitlines()[0]})") from None

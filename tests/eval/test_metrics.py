@@ -1,0 +1,64 @@
+"""Metrics: values on hand-made frames, SSIM against scikit-image's reference implementation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from skimage.metrics import structural_similarity
+
+from varsep.eval import metrics
+
+
+def test_identical_frames():
+    x = torch.rand(3, 2, 1, 32, 32)
+    assert metrics.mse(x, x).abs().max() == 0
+    assert torch.all(metrics.psnr(x, x) == metrics.PSNR_CAP)
+    torch.testing.assert_close(metrics.ssim(x, x), torch.ones(3, 2, dtype=torch.float64))
+
+
+def test_mse_and_psnr_by_hand():
+    a = torch.zeros(1, 1, 4, 4)
+    b = torch.full((1, 1, 4, 4), 0.1)
+    assert metrics.mse(a, b).item() == pytest.approx(0.01)
+    assert metrics.psnr(a, b).item() == pytest.approx(20.0)  # 10 log10(1 / 0.01)
+    v = torch.tensor([[0.0, 1.0], [0.5, 0.5]])
+    assert metrics.mse(v, torch.zeros(2, 2), frame_dims=1).tolist() == pytest.approx([0.5, 0.25])
+    assert metrics.psnr_from_mse(0.001) == pytest.approx(30.0)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_ssim_matches_scikit_image(channels):
+    rng = np.random.default_rng(0)
+    base = rng.random((channels, 64, 64))
+    smooth = torch.nn.functional.avg_pool2d(torch.tensor(base)[None], 5, 1, 2)[0].numpy()
+    noisy = np.clip(smooth + 0.1 * rng.standard_normal(smooth.shape), 0, 1)
+    ours = metrics.ssim(torch.tensor(noisy)[None], torch.tensor(smooth)[None]).item()
+    ref = structural_similarity(noisy, smooth, channel_axis=0, data_range=1.0, gaussian_weights=True, sigma=1.5,
+                                use_sample_covariance=False, win_size=11)
+    assert abs(ours - ref) < 1e-4
+    assert ours < 0.99
+
+
+def test_ssim_of_a_shifted_frame_drops():
+    x = torch.zeros(1, 1, 32, 32)
+    x[..., 8:24, 8:24] = 1.0
+    shifted = torch.roll(x, 2, dims=-1)
+    s = metrics.ssim(shifted, x).item()
+    assert 0 < s < 0.9
+    assert metrics.mse(shifted, x).item() == pytest.approx(2 * 2 * 16 / 1024)
+
+
+def test_shape_errors():
+    with pytest.raises(ValueError, match="shapes differ"):
+        metrics.mse(torch.zeros(2, 1, 4, 4), torch.zeros(2, 1, 4, 5))
+    with pytest.raises(ValueError, match="smaller than"):
+        metrics.ssim(torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 8))
+
+
+def test_gaussian_window():
+    g = metrics.gaussian_window(11, 1.5)
+    assert g.sum().item() == pytest.approx(1.0)
+    assert g[5].item() / g[4].item() == pytest.approx(math.exp(1 / (2 * 1.5**2)))
