@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import hardware  # noqa: E402
 
 
-def model_only_seconds(run, dataset, precision: str, limit: int | None, batch: int = 64) -> float:
+def model_only_seconds(run, dataset, precision: str, limit: int | None, batch: int = 64, swap: bool = True) -> float:
     """Forecast and swap decoding of every test window, with nothing else (no metrics, no copies out)."""
     from varsep.eval.evaluation import autocast
     from varsep.eval.swap import partners
@@ -50,7 +50,8 @@ def model_only_seconds(run, dataset, precision: str, limit: int | None, batch: i
             cond = model.split_window(frames)[0]
             own, codes = model.trajectory(cond, 40)
             model.decode(own, codes)
-            model.decode(model.encode_content(model.split_window(content)[0]), codes)
+            if swap:
+                model.decode(model.encode_content(model.split_window(content)[0]), codes)
     return time.perf_counter() - start
 
 
@@ -60,6 +61,8 @@ def main() -> None:
     parser.add_argument("--precision", default="32", choices=["32", "bf16", "auto"])
     parser.add_argument("--limit", type=int, help="score only the first N windows (for a quick check)")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--no-swap", action="store_true", help="MSE/PSNR/SSIM only (the content swap doubles "
+                                                                 "the decoding)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -83,10 +86,12 @@ def main() -> None:
         windows = len(dataset.test_windows(40)) if args.limit is None else args.limit
         start = time.perf_counter()
         report = evaluate(run, dataset, out_dir=tmp / "eval",
-                          options=EvalOptions(precision=args.precision, progress=False, limit=args.limit))
+                          options=EvalOptions(precision=args.precision, progress=False, limit=args.limit,
+                                              swap=not args.no_swap))
         seconds = time.perf_counter() - start
-        model_seconds = model_only_seconds(run, dataset, report["precision"], args.limit)
-        out["evaluate"] = {"windows": windows, "horizon": 40, "metrics": ["mse", "psnr", "ssim"], "swap": True,
+        model_seconds = model_only_seconds(run, dataset, report["precision"], args.limit, swap=not args.no_swap)
+        out["evaluate"] = {"windows": windows, "horizon": 40, "metrics": ["mse", "psnr", "ssim"],
+                           "swap": not args.no_swap,
                            "figures": True, "precision": report["precision"], "seconds": round(seconds, 2),
                            "windows_per_s": round(windows / seconds, 1),
                            "model_only_seconds": round(model_seconds, 2),

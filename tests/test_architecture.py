@@ -41,9 +41,9 @@ def layer_of(module: str) -> int:
     best = None
     for index, (_, prefixes) in enumerate(LAYERS):
         for prefix in prefixes:
-            if module == prefix or (prefix != "varsep" and module.startswith(prefix + ".")):
-                if best is None or len(prefix) > best[1]:
-                    best = (index, len(prefix))
+            inside = module == prefix or (prefix != "varsep" and module.startswith(prefix + "."))
+            if inside and (best is None or len(prefix) > best[1]):
+                best = (index, len(prefix))
     if best is None:
         raise AssertionError(f"{module} belongs to no layer: add it to LAYERS and docs/architecture.md")
     return best[0]

@@ -62,3 +62,17 @@ def test_gaussian_window():
     g = metrics.gaussian_window(11, 1.5)
     assert g.sum().item() == pytest.approx(1.0)
     assert g[5].item() / g[4].item() == pytest.approx(math.exp(1 / (2 * 1.5**2)))
+
+
+def test_ssim_of_one_frame_broadcast_over_a_horizon_equals_the_repeated_frame():
+    torch.manual_seed(0)
+    target = torch.rand(3, 5, 2, 16, 16)
+    last = torch.rand(3, 1, 2, 16, 16)
+    expanded = metrics.ssim(last.expand_as(target).contiguous(), target)
+    torch.testing.assert_close(metrics.ssim(last, target), expanded, rtol=0, atol=1e-7)
+    shared = metrics.SSIMTarget(target)  # one target, several predictions
+    pred = target + 0.05 * torch.randn_like(target)
+    torch.testing.assert_close(shared(pred), metrics.ssim(pred, target), rtol=0, atol=0)
+    torch.testing.assert_close(shared(last), expanded, rtol=0, atol=1e-7)
+    with pytest.raises(ValueError, match="shapes differ"):
+        shared(torch.rand(2, 1, 2, 16, 16))

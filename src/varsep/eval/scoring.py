@@ -117,10 +117,11 @@ class FrameScorer:
     def score(self, idx: np.ndarray, frames: torch.Tensor, pred: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-frame values (b, h) of every metric for forecasts ``pred`` of windows ``idx`` (``frames``)."""
         cond, target = self.split(frames)
-        last = cond[:, -1:].expand_as(target)
+        last = cond[:, -1:]  # the baseline: the last conditioning frame, broadcast over the horizon
         out: dict[str, torch.Tensor] = {}
+        shared: dict[str, object] = {}  # what the forecast and the baseline share: the target's SSIM moments…
         for prefix, guess in (("", pred), ("baseline_", last)):
-            for name, value in self.compare(idx, frames, guess, target).items():
+            for name, value in self.compare(idx, frames, guess, target, shared=shared).items():
                 out[prefix + name] = value
         if self.paper_compatible is not None:
             pc, tc = self.paper_compatible(pred.cpu().numpy(), target.cpu().numpy(), self.windows, idx,
@@ -130,24 +131,35 @@ class FrameScorer:
         return out
 
     def compare(self, idx: np.ndarray, frames: torch.Tensor, guess: torch.Tensor,
-                target: torch.Tensor) -> dict[str, torch.Tensor]:
+                target: torch.Tensor, *, shared: dict[str, object] | None = None) -> dict[str, torch.Tensor]:
         """MSE, PSNR, SSIM (and physical/paper MSE) of ``guess`` against ``target`` for windows ``idx``.
 
-        ``frames`` are the windows' frames (their conditioning part sets the range of non-[0, 1] data)."""
-        out = {"mse": metrics.mse(guess, target, frame_dims=self.frame_dims)}
+        ``frames`` are the windows' frames (their conditioning part sets the range of non-[0, 1] data).
+        ``guess`` may be one frame per window, (b, 1, *frame), standing for every target frame. ``shared``
+        carries what several guesses against the same target can reuse (pass the same dict for each)."""
+        shared = {} if shared is None else shared
+        if guess.shape != target.shape and (self.has_physical or not self.unit_interval):
+            guess = guess.expand_as(target)  # converted and rescaled per target frame, like a forecast
+        out = {"mse": metrics.mse(guess.expand_as(target), target, frame_dims=self.frame_dims)}
         if self.paper_factor is not None:
             out["mse_paper"] = out["mse"] * self.paper_factor
         phys_guess = phys_target = None
         if self.has_physical:
             phys_guess = self._physical(guess, idx, self.span)
-            phys_target = self._physical(target, idx, self.span)
+            if "physical_target" not in shared:
+                shared["physical_target"] = self._physical(target, idx, self.span)
+            phys_target = shared["physical_target"]
             out["mse_physical"] = metrics.mse(phys_guess, phys_target, frame_dims=self.frame_dims)
         g, t = guess, target
         if not self.unit_interval:
             g, t = self._rescaled(idx, frames, guess, target, phys_guess, phys_target)
-        out["psnr"] = metrics.psnr(g, t, frame_dims=self.frame_dims)
+        same_scale = g is guess and t is target  # data on [0, 1]: PSNR is that of the MSE above
+        out["psnr"] = metrics.psnr_of(out["mse"]) if same_scale else \
+            metrics.psnr(g.expand_as(t), t, frame_dims=self.frame_dims)
         if self.has_ssim:
-            out["ssim"] = metrics.ssim(g, t)
+            if "ssim_target" not in shared:  # the (rescaled) target is the same for every guess
+                shared["ssim_target"] = metrics.SSIMTarget(t)
+            out["ssim"] = shared["ssim_target"](g)
         return out
 
     def _physical(self, frames: torch.Tensor, idx: np.ndarray, offset: int) -> torch.Tensor:

@@ -66,8 +66,11 @@ def loss_terms(
 
     content, content_last = _encode_pair(model.encode_content, model.batch_encoders, cond_window,
                                          observed[:, length - cond:] if use_s else None)
-    t0, t_ae = _encode_pair(model.encode_dynamics, model.batch_encoders, cond_window,
-                            observed[:, i:i + cond] if use_ae else None)
+    if use_ae and i == 0 and model.batch_encoders:
+        t0 = t_ae = model.encode_dynamics(cond_window)  # the AE window is the conditioning window: encode once
+    else:
+        t0, t_ae = _encode_pair(model.encode_dynamics, model.batch_encoders, cond_window,
+                                observed[:, i:i + cond] if use_ae else None)
 
     codes = model.rollout(t0, (length - 1 - first) * stride)
     if stride > 1:
