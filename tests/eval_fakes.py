@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -27,14 +26,6 @@ class FakeData:
 
     def test_motion(self):
         return None
-
-
-class FakeCodes(NamedTuple):
-    """What a fake "trajectory" carries to its decoding: the conditioning frames and the sequence's own S."""
-
-    cond: torch.Tensor
-    horizon: int
-    own: Content | None
 
 
 class FakeModel(nn.Module):
@@ -66,14 +57,9 @@ class FakeModel(nn.Module):
     def encode_content(self, cond: torch.Tensor) -> Content | None:
         return self.encode(cond)[0]
 
-    def trajectory(self, cond: torch.Tensor, horizon: int) -> tuple[Content | None, FakeCodes]:
-        own = self.encode(cond)[0]
-        return own, FakeCodes(cond, horizon, own)
-
-    def decode(self, content: Content | None, codes: FakeCodes) -> torch.Tensor:
-        swapped = content is not codes.own
-        self.calls.append((len(codes.cond), swapped))
-        return self.predict(codes.cond, codes.horizon, content if swapped else None)
+    def forecast_with_swap(self, cond: torch.Tensor, content_cond: torch.Tensor,
+                           horizon: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.forecast(cond, horizon), self.forecast(cond, horizon, content=self.encode(content_cond)[0])
 
     def forecast(self, cond: torch.Tensor, horizon: int, *, content: Content | None = None) -> torch.Tensor:
         assert cond.shape[1] == self.cond_frames

@@ -18,13 +18,13 @@ LAYERS = [
               "varsep.runs"]),
     ("config", ["varsep.config"]),
     ("nets", ["varsep.nets"]),
-    ("model", ["varsep.model"]),
+    ("model", ["varsep.model", "varsep.baselines"]),
     ("forecaster", ["varsep.forecaster"]),
     ("data", ["varsep.data"]),
     ("datagen", ["varsep.datagen"]),
     ("train", ["varsep.train"]),
     ("eval", ["varsep.eval"]),
-    ("app", ["varsep.predict", "varsep.demo", "varsep.baselines"]),
+    ("app", ["varsep.predict", "varsep.demo"]),
     ("cli", ["varsep.cli", "varsep.__main__"]),
 ]
 

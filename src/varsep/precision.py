@@ -65,8 +65,14 @@ def cpu_instruction_class() -> str:
     so a machine capped to AVX2 is described as AVX2 (how this project emulates that class)."""
     capability = torch.backends.cpu.get_cpu_capability()
     if cpu_bf16_native():
-        return "AMX" if torch.cpu._is_amx_tile_supported() else "AVX512-BF16"
+        return "AMX" if _amx_usable() else "AVX512-BF16"
     return capability
+
+
+def _amx_usable() -> bool:
+    """AMX tiles, unless oneDNN is capped below them (``ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16`` and the like)."""
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    return bool(torch.cpu._is_amx_tile_supported()) and (not cap or "AMX" in cap or cap == "ALL")
 
 
 def cpu_bf16_native() -> bool:
@@ -78,7 +84,7 @@ def cpu_bf16_native() -> bool:
         return False
     if torch.backends.cpu.get_cpu_capability() not in ("AVX512", "AVX512_BF16", "AMX"):
         return False  # oneDNN may still accept bf16 but ATen's kernels would run without AVX-512
-    return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+    return bool(_amx_usable() or torch.cpu._is_avx512_bf16_supported())
 
 
 def describe_hardware(device: str | torch.device = "cpu") -> dict[str, Any]:

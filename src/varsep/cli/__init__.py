@@ -26,6 +26,8 @@ COMMANDS = {
     "evaluate": "varsep.cli.evaluate",
     "report": "varsep.cli.report",
     "ablate": "varsep.cli.ablate",
+    "compare": "varsep.cli.compare",
+    "import-weights": "varsep.cli.import_weights",
     "predict": "varsep.cli.predict",
 }
 

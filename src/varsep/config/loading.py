@@ -55,6 +55,14 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             return text
         raise ConfigError(f"{where} must be one of {', '.join(map(repr, allowed))}, got {value!r}."
                           f"{suggest(str(value), [str(a) for a in allowed])}")
+    if origin is dict:
+        if isinstance(value, str):
+            value = yaml.safe_load(value)
+        if value is None:
+            return {}
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise ConfigError(f"{where} must be a mapping of settings (name: value), got {value!r}")
+        return dict(value)
     if origin in (list, tuple):
         if isinstance(value, str):
             value = yaml.safe_load(value)
@@ -143,16 +151,18 @@ def config_from_dict(raw: dict[str, Any]) -> RunConfig:
 
 
 def resolve_config_path(path_or_name: str | Path) -> Path:
-    """A config file path; a bare name like ``waveeq`` means the packaged ``configs/waveeq.yaml``."""
+    """A config file path; a bare name like ``waveeq`` (or ``baselines/phydnet``) means the packaged
+    ``configs/waveeq.yaml`` (``configs/baselines/phydnet.yaml``)."""
     path = Path(path_or_name)
     if path.is_file():
         return path
-    packaged = PRESETS / f"{path.stem if path.suffix in ('.yaml', '.yml') else path.name}.yaml"
+    relative = path.parent.relative_to("configs") if path.parts[:1] == ("configs",) else path.parent
+    packaged = PRESETS / relative / f"{path.stem if path.suffix in ('.yaml', '.yml') else path.name}.yaml"
     if path.suffix == "" and packaged.is_file():
         return packaged
-    if not path.exists() and path.parent in (Path("configs"), Path(".")) and packaged.is_file():
+    if not path.exists() and packaged.is_file():
         return packaged
-    names = sorted(p.stem for p in PRESETS.glob("*.yaml"))
+    names = sorted(str(p.relative_to(PRESETS).with_suffix("")) for p in PRESETS.rglob("*.yaml"))
     raise ConfigError(f"config file {str(path)!r} not found. Packaged configs (usable by name): "
                       f"{', '.join(names)}.{suggest(path.stem, names)}")
 

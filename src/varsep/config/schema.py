@@ -15,6 +15,13 @@ from typing import Any, Literal
 import yaml
 
 from varsep.errors import ConfigError
+from varsep.registry import suggest
+
+# The forecasters a run can train: the paper's separable model, and the baselines of varsep.baselines (whose
+# table must list exactly these names; tests/baselines/test_harness.py checks it).
+BASELINE_KINDS = ("convlstm", "predrnn", "predrnn_v2", "predrnnpp", "mim", "e3dlstm", "phydnet", "simvp", "tau",
+                  "drnet", "svg")
+MODEL_KINDS = ("separable", *BASELINE_KINDS)
 
 
 # --------------------------------------------------------------------------------------------- sections
@@ -50,8 +57,12 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """The separable model: encoders E_S/E_T, decoder D, latent sizes, dynamics (docs/model.md)."""
+    """The separable model: encoders E_S/E_T, decoder D, latent sizes, dynamics (docs/model.md) — or, with
+    ``kind`` set to a baseline's name, that baseline with the constructor settings in ``baseline``
+    (docs/baselines.md); the other settings then do not apply."""
 
+    kind: str = "separable"  # separable (the paper's model) or a baseline: see BASELINE_KINDS
+    baseline: dict[str, Any] = field(default_factory=dict)  # a baseline's hyperparameters (its constructor's)
     encoder: str | None = None  # network family of E_S and E_T; None: the data set's default
     decoder: str | None = None  # network family of D; None: the data set's default
     encoder_hidden: list[int] = field(default_factory=lambda: [1200, 1200])  # MLP families only
@@ -69,6 +80,12 @@ class ModelConfig:
     reconstruct_cond: bool = True  # True: T_t0 stands for the first conditioning frame (offset τ+1)
 
     def validate(self) -> None:
+        if self.kind not in MODEL_KINDS:
+            raise ConfigError(f"model.kind must be one of {', '.join(MODEL_KINDS)}, got {self.kind!r}."
+                              f"{suggest(self.kind, list(MODEL_KINDS))}")
+        if self.baseline and self.kind == "separable":
+            raise ConfigError("model.baseline holds a baseline's settings; set model.kind to that baseline "
+                              f"({', '.join(BASELINE_KINDS)})")
         require_positive(self, "s_dim", "t_dim", "blocks", "width")
         if self.gain <= 0:
             raise ConfigError(f"model.gain must be > 0, got {self.gain}")
@@ -106,6 +123,9 @@ class OptimConfig:
     milestones: list[int] = field(default_factory=list)  # epochs where the learning rate is multiplied by gamma
     gamma: float = 0.5
     fused: bool = True  # fused Adam kernel (same maths, fewer passes over the weights)
+    # "milestones": the step schedule above (the paper's); "onecycle": OneCycle over the run's planned steps
+    # (OpenSTL's default for its baselines: 30 % warm-up, cosine annealing, β1 cycled 0.95 → 0.85 → 0.95)
+    schedule: Literal["milestones", "onecycle"] = "milestones"
 
     def validate(self) -> None:
         if self.lr <= 0:

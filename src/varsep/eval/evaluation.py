@@ -102,15 +102,18 @@ def score_horizon(model: SeparableModel, windows: WindowSet, horizon: int, *,
         for lo in range(0, n, batch_size):
             idx = np.arange(lo, min(lo + batch_size, n))
             frames = torch.from_numpy(windows.take(idx)).to(device)
-            with autocast(precision, device):
-                own, codes = model.trajectory(scorer.split(frames)[0], horizon)
-                pred = model.decode(own, codes).float()
-            acc.add_all(scorer.score(idx, frames, pred), len(idx))
             swapped = content = None
-            if swapper is not None:
+            if swapper is None:
+                with autocast(precision, device):
+                    pred = model.forecast(scorer.split(frames)[0], horizon).float()
+            else:
                 content = torch.from_numpy(windows.take(swapper.content_indices(idx))).to(device)
-                with autocast(precision, device):  # the same codes T, decoded with the partner's S
-                    swapped = model.decode(model.encode_content(scorer.split(content)[0]), codes).float()
+                with autocast(precision, device):  # one integration, decoded with its own and the partner's S
+                    pred, swapped = model.forecast_with_swap(scorer.split(frames)[0], scorer.split(content)[0],
+                                                             horizon)
+                pred, swapped = pred.float(), swapped.float()
+            acc.add_all(scorer.score(idx, frames, pred), len(idx))
+            if swapped is not None:
                 swapper.add(idx, frames, pred, swapped)
             take = slice(0, max(0, keep - len(examples["index"])))
             examples["index"].extend(idx[take])

@@ -66,8 +66,7 @@ def swap_truths(dataset: SequenceDataset | None, windows: WindowSet, content: np
 
 def swap_forecast(model, cond: torch.Tensor, content_cond: torch.Tensor, horizon: int) -> torch.Tensor:
     """Forecasts of the windows ``cond`` with the content S of the windows ``content_cond``."""
-    content = model.encode(content_cond)[0]
-    return model.forecast(cond, horizon, content=content)
+    return model.forecast_with_swap(cond, content_cond, horizon)[1]
 
 
 class SwapScorer:

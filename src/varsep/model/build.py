@@ -26,6 +26,12 @@ def code_sizes(cfg: ModelConfig) -> tuple[int | None, int]:
 
 def build_model(cfg: ModelConfig, spec: DataSpec, *, default_encoder: str = "mlp",
                 default_decoder: str = "mlp") -> SeparableModel:
+    """The separable model of ``cfg`` for the data of ``spec`` — or, with ``cfg.kind`` a baseline's name, that
+    baseline (varsep.baselines), which offers the same forecasting interface."""
+    if cfg.kind != "separable":
+        from varsep.baselines import build_baseline
+
+        return build_baseline(cfg.kind, spec, cfg.baseline)  # type: ignore[return-value]
     encoder_family = cfg.encoder or default_encoder
     decoder_family = cfg.decoder or default_decoder
     s_dim, t_dim = code_sizes(cfg)

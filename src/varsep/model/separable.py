@@ -170,6 +170,13 @@ class SeparableModel(nn.Module):
                                              rtol=rtol, atol=atol, include_cond=include_cond)
         return self.decode(own_content if content is None else content, codes)
 
+    def forecast_with_swap(self, cond: torch.Tensor, content_cond: torch.Tensor,
+                           horizon: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The forecast of ``cond``, and the same dynamics decoded with the content S of ``content_cond``
+        (the content swap): the codes T are integrated once and decoded twice."""
+        own, codes = self.trajectory(cond, horizon)
+        return self.decode(own, codes), self.decode(self.encode_content(content_cond), codes)
+
     def trajectory(self, cond: torch.Tensor, horizon: int | None = None, *, times: torch.Tensor | None = None,
                    method: str = "residual", step_size: float | None = None, rtol: float = 1e-6,
                    atol: float = 1e-7, include_cond: bool = False) -> tuple[Content | None, torch.Tensor]:

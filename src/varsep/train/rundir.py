@@ -39,6 +39,10 @@ def model_summary(model: SeparableModel) -> str:
     def millions(module: torch.nn.Module | None) -> str:
         return f"{sum(p.numel() for p in module.parameters()) / 1e6:.2f} M" if module is not None else "—"
 
+    if not isinstance(model, SeparableModel):  # a baseline: its kind and its own top-level networks
+        parts = list(model.net.named_children())[:6]
+        inner = ", ".join(f"{name} {millions(net)}" for name, net in parts)
+        return f"model: {model.kind}, {millions(model)} parameters ({inner})"
     parts = [("E_S", model.content_encoder), ("E_T", model.dynamic_encoder), ("dynamics", model.dynamics),
              ("D", model.decoder)]
     inner = ", ".join(f"{name} {millions(net)}" for name, net in parts if net is not None)

@@ -44,6 +44,8 @@ def resolve_config(config: RunConfig, dataset: SequenceDataset) -> RunConfig:
     where the config names none — custom frames of an unusual size have none and raise a ConfigError that
     says what to set) and the output activation (``auto``: a sigmoid when the data lie in [0, 1])."""
     model = config.model
+    if model.kind != "separable":  # a baseline builds its own networks from the data's shape
+        return config
     activation = model.final_activation
     if activation == "auto":
         activation = "sigmoid" if dataset.unit_interval else "none"
@@ -71,6 +73,12 @@ def fit(config: RunConfig, run_dir: str | Path, *, resume: bool = False, overwri
         _check_resumable(saved, config)
     ckpt = resume_checkpoint(run_dir, resume)
     choice = resolve_precision(config.trainer.precision, accelerator_device(config.trainer.accelerator))
+    # Build the model before anything is written, so a setting it cannot take costs no run folder.
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    if config.trainer.threads is not None:
+        torch.set_num_threads(config.trainer.threads)
+    task = TrainingTask(config.to_dict(), dataset.spec.to_dict(), config.model.encoder, config.model.decoder,
+                        dataset.value_transform())
     if primary:
         previous = read_info(run_dir) if resume else None
         print(choice.summary())
@@ -89,12 +97,7 @@ def fit(config: RunConfig, run_dir: str | Path, *, resume: bool = False, overwri
                                {k: v for k, v in previous.items() if k not in ("history", "spec")}]
         (run_dir / INFO_FILE).write_text(json.dumps(info, indent=1))
 
-    L.seed_everything(config.seed, workers=True, verbose=False)
-    if config.trainer.threads is not None:
-        torch.set_num_threads(config.trainer.threads)
-    task = TrainingTask(config.to_dict(), dataset.spec.to_dict(), config.model.encoder, config.model.decoder,
-                        dataset.value_transform())
-    if config.trainer.compile:  # the loss calls the sub-networks, not the model's forward: compile those
+    if config.trainer.compile and task.separable:  # the loss calls the sub-networks: compile those
         for net in (task.model.content_encoder, task.model.dynamic_encoder, task.model.decoder,
                     *getattr(task.model.dynamics, "blocks", [task.model.dynamics])):
             if net is not None:
@@ -125,7 +128,7 @@ def fit(config: RunConfig, run_dir: str | Path, *, resume: bool = False, overwri
 _RESUMABLE_CHANGES = {"trainer.max_epochs", "trainer.precision", "trainer.max_steps", "trainer.max_time_minutes",
                       "trainer.stop_below_val_mse", "trainer.progress_bar", "trainer.threads",
                       "trainer.log_every_n_steps", "trainer.checkpoint_every_n_steps", "trainer.val_every_n_epochs",
-                      "trainer.val_every_n_steps",
+                      "trainer.val_every_n_steps", "model.baseline.lstm_from_step",
                       "data.root", "data.num_workers", "data.val_batch_size"}
 
 

@@ -18,7 +18,7 @@ from torchmetrics import MeanMetric
 
 from varsep import __version__
 from varsep.config import RunConfig, config_from_dict
-from varsep.errors import TrainingError
+from varsep.errors import ConfigError, TrainingError
 from varsep.model import SeparableModel, build_model
 from varsep.model.losses import loss_terms
 from varsep.spec import DataSpec
@@ -40,9 +40,18 @@ class TrainingTask(L.LightningModule):
         self.spec = DataSpec.from_dict(spec)
         self.model: SeparableModel = build_model(self.run_config.model, self.spec, default_encoder=default_encoder,
                                                  default_decoder=default_decoder)
-        self.ae_choices = self.spec.ae_choices(self.model.first_index)
+        # The separable model trains on the paper's objective; a baseline (model.kind) on its method's own.
+        self.separable = self.run_config.model.kind == "separable"
         keep_prob = self.run_config.data.keep_prob
-        self.keep = None if keep_prob is None else (self.spec.forecast_targets(self.model.first_index), keep_prob)
+        if self.separable:
+            self.ae_choices = self.spec.ae_choices(self.model.first_index)
+            self.keep = None if keep_prob is None else (self.spec.forecast_targets(self.model.first_index),
+                                                        keep_prob)
+        else:
+            if keep_prob is not None:
+                raise ConfigError(f"data.keep_prob (irregular supervision) applies to the separable model, not "
+                                  f"to the {self.run_config.model.kind} baseline")
+            self.ae_choices, self.keep = 1, None
         self.val_mse = MeanMetric()
         self._pending_key: torch.Tensor | None = None
         self.train_seconds = 0.0  # wall-clock time spent in training steps, kept across resumes
@@ -53,7 +62,10 @@ class TrainingTask(L.LightningModule):
 
     # ---------------------------------------------------------------------------------------- training
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        terms = loss_terms(self.model, batch["frames"], batch["ae_index"], self.run_config.loss, batch.get("keep"))
+        if self.separable:
+            terms = loss_terms(self.model, batch["frames"], batch["ae_index"], self.run_config.loss, batch.get("keep"))
+        else:
+            terms = self.model.training_terms(batch["frames"], self.global_step)
         loss = terms["loss"]
         if not torch.isfinite(loss):
             values = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in terms.items())
@@ -102,6 +114,12 @@ class TrainingTask(L.LightningModule):
         opt = self.run_config.optim
         fused = opt.fused and all(p.device.type in ("cpu", "cuda") for p in self.parameters())
         optimizer = torch.optim.Adam(self.parameters(), lr=opt.lr, betas=tuple(opt.betas), fused=fused or None)
+        if opt.schedule == "onecycle":  # OpenSTL's default for its baselines, over the run's planned steps
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=opt.lr, total_steps=max(1, int(self.trainer.estimated_stepping_batches)),
+                pct_start=0.3, anneal_strategy="cos", div_factor=25.0, final_div_factor=1e4, cycle_momentum=True,
+                base_momentum=0.85, max_momentum=0.95)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
         milestones, gamma = list(opt.milestones), opt.gamma
 
         def factor(epoch: int) -> float:

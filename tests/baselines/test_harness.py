@@ -1,0 +1,154 @@
+"""Baselines in varsep's harness: configs, two training steps through the CLI, checkpoints, evaluation,
+comparison and imported OpenSTL weights — on a tiny WaveEq set, with tiny versions of every method."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from varsep.baselines import BASELINES, build_baseline, constructor_settings, load_openstl_weights
+from varsep.cli import main
+from varsep.config import load_config
+from varsep.config.schema import BASELINE_KINDS
+from varsep.errors import ConfigError
+from varsep.forecaster import load
+from varsep.spec import DataSpec
+
+# Small versions of every method (the reference sizes are tested in the method's own test file).
+TINY = {
+    "convlstm": {"num_hidden": [4, 4], "filter_size": 3},
+    "predrnn": {"num_hidden": [4, 4], "filter_size": 3},
+    "predrnn_v2": {"num_hidden": [4, 4], "filter_size": 3},
+    "predrnnpp": {"num_hidden": [4, 4], "filter_size": 3},
+    "mim": {"num_hidden": [4, 4, 4], "filter_size": 3},
+    "e3dlstm": {"num_hidden": [4, 4], "patch_size": 8},
+    "phydnet": {"convlstm_hidden": [8, 64]},
+    "simvp": {"hid_S": 8, "hid_T": 16, "N_S": 2, "N_T": 2},
+    "tau": {"hid_S": 8, "hid_T": 16, "N_S": 2, "N_T": 2},
+    "drnet": {"content_dim": 8, "pose_dim": 4, "sd_nf": 8, "rnn_size": 8, "rnn_layers": 1, "lstm_from_step": 1},
+    "svg": {"g_dim": 8, "z_dim": 2, "rnn_size": 8},
+}
+TINY_DATA = ["--data.batch_size", "4", "--data.batches_per_epoch", "2", "--data.val_sequences", "1",
+             "--data.val_stride", "20", "--trainer.max_epochs", "1", "--trainer.val_every_n_epochs", "100",
+             "--trainer.precision", "32"]
+
+
+def settings_args(kind: str) -> list[str]:
+    return [f"--model.baseline.{k}={json.dumps(v)}" for k, v in TINY[kind].items()]
+
+
+def test_the_table_the_config_and_the_presets_name_the_same_methods():
+    assert sorted(BASELINES) == sorted(BASELINE_KINDS) == sorted(TINY)
+    spec = DataSpec((1, 64, 64), 5, 10)
+    for kind in BASELINES:
+        config = load_config(f"baselines/{kind}", {"data.name": "mmnist"})
+        assert config.model.kind == kind
+        assert set(config.model.baseline) <= set(constructor_settings(kind)), kind
+        with torch.device("meta"):  # the reference sizes, built without allocating them
+            model = build_baseline(kind, spec, config.model.baseline)
+        assert model.spec == spec and model.forecast is not None
+
+
+@pytest.mark.parametrize("kind", sorted(BASELINES))
+def test_two_steps_through_the_cli_then_evaluate_and_reload(kind, tiny_waveeq, tmp_path, capsys):
+    run = tmp_path / kind
+    code = main(["fit", "-c", "waveeq", "--data.root", str(tiny_waveeq), "--run-dir", str(run), "--quiet",
+                 "--model.kind", kind, *settings_args(kind), *TINY_DATA])
+    assert code == 0, capsys.readouterr().err
+    assert f"model: {kind}," in capsys.readouterr().out
+    code = main(["evaluate", str(run), "--checkpoint", "last", "--limit", "2", "--no-figures", "--quiet",
+                 "--no-ssim", "--no-swap", "--precision", "32"])
+    assert code == 0, capsys.readouterr().err
+    metrics = json.loads((run / "eval" / "metrics.json").read_text())
+    assert metrics["horizons"]["40"]["windows"] == 2 and np.isfinite(metrics["horizons"]["40"]["mse_mean"])
+    first, second = load(run, "last", precision="32"), load(run, "last", precision="32")
+    for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    cond = np.load(tiny_waveeq / "frames.npy")[6:7, :5, None]
+    longer = first.forecast(cond, horizon=25)  # trained on 20 frames after the window
+    assert longer.shape == (1, 25, 1, 64, 64) and np.isfinite(longer).all()
+    np.testing.assert_array_equal(longer, second.forecast(cond, horizon=25))
+
+
+def test_bad_baseline_settings_are_refused_before_anything_is_written(tiny_waveeq, tmp_path, capsys):
+    run = tmp_path / "run"
+    code = main(["fit", "-c", "waveeq", "--data.root", str(tiny_waveeq), "--run-dir", str(run),
+                 "--model.kind", "convlstm", "--model.baseline.num_hiden=[4]", *TINY_DATA])
+    err = capsys.readouterr().err
+    assert code == 2 and "unknown setting model.baseline.num_hiden" in err and "Did you mean 'num_hidden'?" in err
+    assert not run.exists()
+    code = main(["fit", "-c", "waveeq", "--data.root", str(tiny_waveeq), "--run-dir", str(run),
+                 "--model.kind", "convlstm", *settings_args("convlstm"), "--data.keep_prob", "0.5", *TINY_DATA])
+    assert code == 2 and "keep_prob" in capsys.readouterr().err and not run.exists()
+    code = main(["fit", "-c", "waveeq100", "--data.root", str(tiny_waveeq), "--run-dir", str(run),
+                 "--model.kind", "simvp", *settings_args("simvp"), *TINY_DATA])
+    assert code == 2 and "forecasts frames" in capsys.readouterr().err and not run.exists()
+    code = main(["fit", "-c", "waveeq", "--data.root", str(tiny_waveeq), "--run-dir", str(run),
+                 "--model.kind", "convlsmt"])
+    assert code == 2 and "Did you mean 'convlstm'?" in capsys.readouterr().err
+
+
+def test_compare_trains_each_model_at_the_budget_and_writes_table_and_figures(tiny_waveeq, tmp_path, capsys,
+                                                                             monkeypatch):
+    from conftest import TINY_MODEL
+
+    import varsep.eval.compare as cmp
+    from varsep.config import config_from_dict
+
+    real = cmp.model_config
+
+    def tiny(config, model, **budget):  # the presets hold the reference sizes (SimVP: 58 M): shrink them
+        out = real(config, model, **budget)
+        if model == "varsep":
+            return out
+        raw = out.to_dict()
+        raw["model"]["baseline"] = dict(TINY[model])
+        raw["data"]["batch_size"] = 4
+        return config_from_dict(raw)
+
+    monkeypatch.setattr(cmp, "model_config", tiny)
+    root = tmp_path / "cmp"
+    tiny_separable = [f"--{k}={json.dumps(v)}" for k, v in TINY_MODEL.items()
+                      if k.startswith(("model.", "data.")) and k != "data.batches_per_epoch"]
+    args = ["compare", "-c", "waveeq", "--data.root", str(tiny_waveeq), "--run-root", str(root), "--models",
+            "varsep,simvp", "--budget-steps", "3", "--limit", "4", "--quiet", "--no-ssim", "--precision", "32",
+            *tiny_separable]
+    assert main(args) == 0, capsys.readouterr().err
+    summary = json.loads((root / "compare.json").read_text())
+    assert [m["step"] for m in summary["models"]] == [3, 3] and summary["budget_steps"] == 3
+    table = (root / "compare.md").read_text()
+    assert "Ours (varsep)" in table and "SimVP" in table and "Repeat last frame" in table
+    assert (root / "compare_mse_t40.png").stat().st_size > 1000 and (root / "compare_forecasts_t40.png").is_file()
+    assert main(args) == 0 and "already trained and evaluated" in capsys.readouterr().out  # nothing retrained
+    base = load_config("waveeq", {"data.root": str(tiny_waveeq)})
+    assert real(base, "phydnet", budget_minutes=1.0).optim.schedule == "milestones"  # no OneCycle without steps
+    assert real(base, "drnet", budget_steps=10).model.baseline["lstm_from_step"] == 5
+    assert main(["compare", "-c", "waveeq", "--models", "varsep,prednet", "--budget-steps", "1"]) == 2
+    assert "unknown model prednet" in capsys.readouterr().err
+
+
+def test_an_openstl_checkpoint_becomes_a_run_that_evaluate_scores(tiny_waveeq, tmp_path, capsys):
+    from varsep.baselines.convlstm import ConvLSTM
+
+    torch.manual_seed(3)
+    source = ConvLSTM((1, 64, 64), 5, 20, **TINY["convlstm"]).eval()
+    torch.save({"state_dict": {f"model.{k}": v for k, v in source.state_dict().items()}, "epoch": 7},
+               tmp_path / "openstl.ckpt")  # OpenSTL's Lightning layout: keys prefixed "model."
+    run = tmp_path / "imported"
+    code = main(["import-weights", "--model", "convlstm", "--weights", str(tmp_path / "openstl.ckpt"), "-c", "waveeq",
+                 "--run-dir", str(run), "--data.root", str(tiny_waveeq), "--data.val_sequences", "1",
+                 *settings_args("convlstm")])
+    assert code == 0, capsys.readouterr().err
+    imported = load(run, precision="32")
+    cond = torch.from_numpy(np.load(tiny_waveeq / "frames.npy")[6:8, :5, None])
+    torch.testing.assert_close(imported.forecast(cond, horizon=6), source.forecast(cond, 6), rtol=0, atol=0)
+    assert main(["evaluate", str(run), "--limit", "2", "--no-figures", "--quiet", "--no-ssim", "--precision",
+                 "32"]) == 0
+    wrong = build_baseline("convlstm", DataSpec((1, 64, 64), 5, 20), {"num_hidden": [8, 8]})
+    with pytest.raises(ConfigError, match="does not fit convlstm"):
+        load_openstl_weights(wrong, torch.load(tmp_path / "openstl.ckpt"))
+    with pytest.raises(ConfigError, match="no OpenSTL checkpoint layout"):
+        load_openstl_weights(build_baseline("svg", DataSpec((1, 64, 64), 5, 20), TINY["svg"]), {})
