@@ -31,6 +31,8 @@ class FakeData:
 class FakeModel(nn.Module):
     """The parts of SeparableModel the evaluation uses; subclasses say what a forecast is."""
 
+    stochastic = False
+
     def __init__(self, cond_frames: int = 5, *, content: bool = True, time_stride: int = 1) -> None:
         super().__init__()
         self.spec = DataSpec((), cond_frames, 0, time_stride)  # the window arithmetic the scoring uses

@@ -152,3 +152,26 @@ def test_an_openstl_checkpoint_becomes_a_run_that_evaluate_scores(tiny_waveeq, t
         load_openstl_weights(wrong, torch.load(tmp_path / "openstl.ckpt"))
     with pytest.raises(ConfigError, match="no OpenSTL checkpoint layout"):
         load_openstl_weights(build_baseline("svg", DataSpec((1, 64, 64), 5, 20), TINY["svg"]), {})
+
+
+def test_a_stochastic_baseline_is_scored_on_the_best_of_its_samples(tiny_waveeq):
+    from varsep.data import build_dataset
+    from varsep.eval import EvalOptions, evaluate
+    from varsep.eval.evaluation import summary_lines
+
+    config = load_config("waveeq", {"data.root": str(tiny_waveeq), "data.val_sequences": 1, "model.kind": "svg",
+                                    "model.baseline": TINY["svg"]})
+    from varsep.forecaster import Forecaster
+
+    torch.manual_seed(0)
+    model = build_baseline("svg", DataSpec((1, 64, 64), 5, 20), TINY["svg"])
+    run = Forecaster(model, config, model.spec, precision="32")
+    dataset = build_dataset(config.data)
+    report = evaluate(run, dataset, options=EvalOptions(limit=3, samples=4, progress=False, figures=False,
+                                                        swap=False, precision="32"))
+    result = report["horizons"]["40"]
+    assert result["samples"] == 4 and result["best_of_ssim_mean"] >= result["ssim_mean"] - 1e-9
+    assert len(result["best_of_mse"]) == 40 and any("best of 4 samples" in line for line in summary_lines(report))
+    plain = evaluate(run, dataset, options=EvalOptions(limit=3, progress=False, figures=False, swap=False,
+                                                       precision="32"))
+    assert "best_of_mse_mean" not in plain["horizons"]["40"]

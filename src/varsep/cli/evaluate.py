@@ -19,6 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-swap", action="store_true", help="skip the content-swap protocol")
     p.add_argument("--no-ssim", action="store_true", help="skip SSIM when MSE is enough")
     p.add_argument("--out", help="output folder (default: RUN_DIR/eval)")
+    p.add_argument("--samples", type=int, default=0,
+                   help="stochastic models (SVG-LP): also score the best of N samples per window (SVG's protocol: 100)")
 
 
 def run(args: argparse.Namespace, settings: list[str]) -> None:
@@ -32,7 +34,8 @@ def run(args: argparse.Namespace, settings: list[str]) -> None:
     trained = load(args.run_dir, args.checkpoint)
     data_config = resume_config(args.run_dir, overrides).data if overrides else trained.config.data
     out = Path(args.out) if args.out else Path(args.run_dir) / "eval"
-    options = eval_options(args, swap=not args.no_swap, ssim=not args.no_ssim, label=Path(args.run_dir).name)
+    options = eval_options(args, swap=not args.no_swap, ssim=not args.no_ssim, label=Path(args.run_dir).name,
+                           samples=args.samples)
     report = evaluate(trained, build_dataset(data_config), out_dir=out, options=options)
     for line in summary_lines(report):
         print(line)

@@ -41,11 +41,12 @@ class WaveEqConfig(DataConfig):
     name: str = "waveeq"
     val_sequences: int = 24  # of the training sequences, held out for validation (never the test set)
     val_stride: int = 5  # keep every 5th validation window start (the full set is 24×106 windows)
+    test_stride: int = 1  # a test window starts every test_stride frames (1: every window, the paper's protocol)
 
     def validate(self) -> None:
         super().validate()
         require_non_negative(self, "val_sequences")
-        require_positive(self, "val_stride")
+        require_positive(self, "val_stride", "test_stride")
 
 
 @DATA_CONFIGS.register("mmnist")

@@ -114,7 +114,8 @@ class WaveEqDataset(SequenceDataset):
         return ArrayWindows(self.observations, length, sequences=self.val_ids, stride=self.config.val_stride)
 
     def test_windows(self, horizon: int) -> WindowSet:
-        return ArrayWindows(self.observations, self.window_length(horizon), sequences=self.test_ids)
+        return ArrayWindows(self.observations, self.window_length(horizon), sequences=self.test_ids,
+                            stride=self.config.test_stride)
 
 
 class WaveEq100Dataset(WaveEqDataset):

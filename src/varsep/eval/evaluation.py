@@ -49,7 +49,9 @@ class EvalOptions:
     ``limit``: score only the first N test windows of each horizon; ``precision``: "auto" (bf16 autocast
     where the hardware runs it natively and faster, see varsep.precision), "32", "bf16" or a resolved
     :class:`~varsep.precision.Precision`; ``device``: cpu, cuda, or auto; ``figures`` / ``swap`` / ``ssim``:
-    what to compute besides MSE and PSNR; ``label``: the run's name in tables (default: its folder).
+    what to compute besides MSE and PSNR; ``label``: the run's name in tables (default: its folder);
+    ``samples``: for a stochastic model (SVG-LP), also score the best of this many samples per window (the
+    SVG protocol: the sample with the highest mean SSIM over the horizon, PSNR without SSIM) as ``best_of_*``.
     """
 
     batch_size: int = 64
@@ -61,12 +63,15 @@ class EvalOptions:
     ssim: bool = True
     progress: bool = True
     label: str | None = None
+    samples: int = 0
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ConfigError(f"the evaluation batch size must be ≥ 1, got {self.batch_size}")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"the window limit must be ≥ 1, got {self.limit}")
+        if self.samples < 0:
+            raise ConfigError(f"the number of samples must be ≥ 0, got {self.samples}")
 
 
 def autocast(precision: str, device: str | torch.device = "cpu") -> contextlib.AbstractContextManager:
@@ -94,6 +99,7 @@ def score_horizon(model: SeparableModel, windows: WindowSet, horizon: int, *,
                                                options.ssim)
     scorer = FrameScorer.build(dataset, windows, model.spec, ssim=ssim)
     acc = CurveAccumulator(horizon)
+    best = CurveAccumulator(horizon)  # best of options.samples draws, for stochastic models
     can_swap = swap and model.uses_content and len(windows) >= 2
     swapper = SwapScorer(scorer, dataset, horizon) if can_swap else None
     examples: dict[str, list] = {"index": [], "frames": [], "forecast": [], "swap": [], "content": []}
@@ -113,6 +119,9 @@ def score_horizon(model: SeparableModel, windows: WindowSet, horizon: int, *,
                                                              horizon)
                 pred, swapped = pred.float(), swapped.float()
             acc.add_all(scorer.score(idx, frames, pred), len(idx))
+            if options.samples and model.stochastic:
+                best.add_all(best_of_samples(model, scorer, idx, frames, horizon, options.samples, precision,
+                                             device), len(idx))
             if swapped is not None:
                 swapper.add(idx, frames, pred, swapped)
             take = slice(0, max(0, keep - len(examples["index"])))
@@ -124,10 +133,26 @@ def score_horizon(model: SeparableModel, windows: WindowSet, horizon: int, *,
                 examples["content"].extend(content[take].cpu().numpy())
             bar.update(len(idx))
     result: dict[str, Any] = acc.result()
+    if best.count:
+        result.update({f"best_of_{k}": v for k, v in best.result().items() if k != "windows"})
+        result["samples"] = options.samples
     result["definitions"] = scorer.definitions
     if swapper is not None:
         result["swap"] = swapper.result()
     return result, examples
+
+
+def best_of_samples(model, scorer: FrameScorer, idx: np.ndarray, frames: torch.Tensor, horizon: int, samples: int,
+                    precision: str, device) -> dict[str, torch.Tensor]:
+    """Per window, the metrics of the one of ``samples`` draws with the highest mean SSIM (PSNR without SSIM)."""
+    with autocast(precision, device):
+        draws = model.forecast_samples(scorer.split(frames)[0], horizon, samples).float()  # (n, b, h, *frame)
+    scores = [scorer.score(idx, frames, draw) for draw in draws]
+    key = "ssim" if "ssim" in scores[0] else "psnr"
+    choice = torch.stack([s[key].mean(1) for s in scores]).argmax(0)  # (b,)
+    rows = torch.arange(len(idx))
+    return {name: torch.stack([s[name] for s in scores])[choice, rows] for name in scores[0]
+            if not name.startswith("baseline_")}
 
 
 def evaluate(run: Forecaster, dataset: SequenceDataset | None = None, *, out_dir: str | Path | None = None,
@@ -191,6 +216,8 @@ def split_by_observed_times(result: dict[str, Any], stride: int) -> dict[str, An
 
 
 def _run_label(loaded: Forecaster) -> str:
+    if loaded.checkpoint is None:  # a model built in memory
+        return loaded.config.model.kind
     path = Path(loaded.checkpoint)
     return path.parent.parent.name if path.parent.name == "checkpoints" else path.stem
 
@@ -285,6 +312,10 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
             extra += f", {key} {r[f'{key}_mean']:.4g}"
         lines.append(f"t+{horizon}: MSE {r['mse_mean']:.3e} (repeat-last-frame {r['baseline_mse_mean']:.3e}: "
                      f"{versus}), PSNR {r['psnr_mean']:.2f} dB{extra} over {r['windows']} windows")
+        if "best_of_mse_mean" in r:
+            lines.append(f"t+{horizon} best of {r['samples']} samples: MSE {r['best_of_mse_mean']:.3e}, PSNR "
+                         f"{r['best_of_psnr_mean']:.2f} dB" + (f", SSIM {r['best_of_ssim_mean']:.4f}"
+                                                               if "best_of_ssim_mean" in r else ""))
         swap = r.get("swap")
         if swap and swap.get("ground_truth"):
             ssim = f", SSIM {swap['ssim_mean']:.4f}" if "ssim_mean" in swap else ""

@@ -78,6 +78,8 @@ class SeparableModel(nn.Module):
         self.batch_encoders = not (has_batchnorm(content_encoder) or has_batchnorm(dynamic_encoder))
         self.batch_decoder = not has_batchnorm(decoder)
 
+    stochastic = False  # the separable model is deterministic (the evaluation asks every model)
+
     @property
     def uses_content(self) -> bool:
         return self.content_encoder is not None
