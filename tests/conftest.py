@@ -16,6 +16,15 @@ torch.set_num_threads(2)
 os.environ.setdefault("VARSEP_CACHE_DIR", tempfile.mkdtemp(prefix="varsep-test-cache-"))
 
 
+@pytest.fixture(autouse=True)
+def _two_threads():
+    """Every test starts with two intra-op threads: a test that changes them cannot change the arithmetic
+    (and so the bit-identical resume checks) of the tests after it."""
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(2)
+
+
 @pytest.fixture(scope="session")
 def tiny_waveeq(tmp_path_factory) -> Path:
     """8 WaveEq sequences (6 train, 2 test), seed 0 — about half a second to simulate."""

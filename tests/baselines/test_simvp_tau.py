@@ -24,7 +24,16 @@ from varsep.baselines.base import count_parameters
 from varsep.baselines.simvp import SimVP
 from varsep.baselines.tau import TAU, differential_divergence, drop_path
 
-torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one thread for this module only (a module-level call would leak into every later test)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 
 FRAME = (1, 16, 16)
 SMALL_SIMVP = {"hid_S": 8, "hid_T": 32, "N_S": 2, "N_T": 3}

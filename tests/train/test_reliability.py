@@ -51,6 +51,8 @@ KILL_SCRIPT = """
             if trainer.global_step == int(sys.argv[3]):
                 os.kill(os.getpid(), signal.SIGKILL)  # no cleanup of any kind, like a power cut
 
+    import torch
+    torch.set_num_threads(2)  # the same arithmetic as the in-process runs it is compared with
     config = config_from_dict(yaml.safe_load(open(sys.argv[1])))
     fit(config, sys.argv[2], callbacks=[KillAt()])
 """
