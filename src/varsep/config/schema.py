@@ -87,9 +87,13 @@ class LossConfig:
     lambda_ae: float = 1.0
     lambda_s: float = 45.0
     lambda_t: float = 1e-3
-    # L_reg^T: "half_sum" = 0.5·Σ_dims T_t0² averaged over the batch (the official code's default);
-    # "mean" = mean over all elements (its SST 2-D variant); "paper" = (1/p)‖T_t0‖² (eq. 12).
-    t_reg: Literal["half_sum", "mean", "paper"] = "half_sum"
+    # L_reg^T: "half_sum" = 0.5·Σ_dims T_t0² averaged over the batch (the authors' default);
+    # "half_mean" = 0.5·mean over all elements (the authors' SST 2-D codes); "mean" = mean over all elements;
+    # "paper" = (1/p)‖T_t0‖² (eq. 12).
+    t_reg: Literal["half_sum", "half_mean", "mean", "paper"] = "half_sum"
+    # L_reg^S with skip maps: "concat" = one mean squared difference over the code and the skip maps together
+    # (the authors'); "per_tensor" = the sum of one mean squared difference per tensor.
+    s_reg: Literal["concat", "per_tensor"] = "concat"
 
     def validate(self) -> None:
         for name in ("lambda_pred", "lambda_ae", "lambda_s", "lambda_t"):

@@ -6,9 +6,11 @@ For a training window v_t0 … v_t1 (ν+1 frames) with conditioning window V_τ(
   ``first_index`` … ν (all of them with ``reconstruct_cond``);
 - L_AE    = mse(D(S, E_T(V_τ(t0 + i))), the frame that code stands for), one i per batch;
 - L_reg^S = (1/d)‖E_S(V_τ(t0)) − E_S(V_τ(t1 − τ))‖² averaged over the batch — the mean squared difference;
-  with skip connections, the mean squared difference of each skip map is added;
-- L_reg^T = "half_sum": 0.5·Σ_dims T_t0² averaged over the batch (official code, with λ_T = 1e-3),
-            "mean": mean of T_t0² over all elements (official SST 2-D), "paper": (1/p)‖T_t0‖² (eq. 12).
+  with skip connections ``loss.s_reg``: "concat" = one mean over the code and every skip map together
+  (the authors'), "per_tensor" = the sum of one mean squared difference per tensor;
+- L_reg^T = "half_sum": 0.5·Σ_dims T_t0² averaged over the batch (the authors', with λ_T = 1e-3),
+            "half_mean": 0.5·mean of T_t0² over all elements (the authors' SST 2-D codes),
+            "mean": mean of T_t0² over all elements, "paper": (1/p)‖T_t0‖² (eq. 12).
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from varsep.spec import ae_choices
 
 
 def dynamic_regularizer(t0: torch.Tensor, kind: str) -> torch.Tensor:
-    """L_reg^T of codes t0 (B, …) in one of the three documented definitions."""
+    """L_reg^T of codes t0 (B, …) in one of the documented definitions."""
     sq = t0.float().pow(2).flatten(1)
     if kind == "half_sum":
         return 0.5 * sq.sum(1).mean()
+    if kind == "half_mean":
+        return 0.5 * sq.mean()
     if kind == "mean":
         return sq.mean()
     if kind == "paper":
@@ -33,9 +37,19 @@ def dynamic_regularizer(t0: torch.Tensor, kind: str) -> torch.Tensor:
     raise ValueError(f"unknown L_reg^T definition {kind!r}")
 
 
-def content_invariance(first: Content, last: Content) -> torch.Tensor:
-    """L_reg^S: mean squared difference of the content codes (plus one term per skip map)."""
-    return sum(F.mse_loss(a.float(), b.float()) for a, b in zip(first.tensors(), last.tensors(), strict=True))
+def content_invariance(first: Content, last: Content, kind: str = "concat") -> torch.Tensor:
+    """L_reg^S: the mean squared difference of the content codes and, with skip connections, of the skip
+    maps — one mean over all their elements together (``concat``, the authors') or the sum of one mean
+    per tensor (``per_tensor``). Without skip maps the two are the same."""
+    pairs = list(zip(first.tensors(), last.tensors(), strict=True))
+    if kind == "per_tensor":
+        return sum(F.mse_loss(a.float(), b.float()) for a, b in pairs)
+    if kind != "concat":
+        raise ValueError(f"unknown L_reg^S definition {kind!r}")
+    if len(pairs) == 1:
+        return F.mse_loss(pairs[0][0].float(), pairs[0][1].float())
+    total = sum((a.float() - b.float()).pow(2).sum() for a, b in pairs)
+    return total / sum(a.numel() for a, _ in pairs)
 
 
 def loss_terms(
@@ -90,7 +104,7 @@ def loss_terms(
     terms = {
         "pred": F.mse_loss(forecast.float(), targets.float()),
         "ae": F.mse_loss(ae_frame.float(), observed[:, i + first].float()) if ae_frame is not None else zero,
-        "reg_s": content_invariance(content, content_last) if use_s else zero,
+        "reg_s": content_invariance(content, content_last, weights.s_reg) if use_s else zero,
         "reg_t": dynamic_regularizer(t0, weights.t_reg) if model.uses_content else zero,
     }
     terms["loss"] = (weights.lambda_pred * terms["pred"] + weights.lambda_ae * terms["ae"]
