@@ -67,6 +67,10 @@ class ModelConfig:
     gain: float = 0.71  # orthogonal initialisation gain of the integrator
     final_activation: Literal["auto", "sigmoid", "none"] = "auto"  # auto: sigmoid iff the data lie in [0, 1]
     reconstruct_cond: bool = True  # True: T_t0 stands for the first conditioning frame (offset τ+1)
+    # BatchNorm of the decoder in training: "per_frame" = each decoded frame normalised with its own batch
+    # statistics and one running-statistics update per frame (the authors' one call per frame, kept in one
+    # call); "pooled" = statistics pooled over the frames of a forecast (one update per call).
+    batch_stats: Literal["per_frame", "pooled"] = "per_frame"
 
     def validate(self) -> None:
         require_positive(self, "s_dim", "t_dim", "blocks", "width")

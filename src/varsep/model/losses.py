@@ -64,8 +64,11 @@ def loss_terms(
     with irregular times.
 
     Encoder passes that can share a call are batched together (two windows through E_S, two through
-    E_T), and every decoded frame — the forecast and the auto-encoded one — goes through D at once,
-    unless a network normalises over the batch (then each keeps its own call, see SeparableModel).
+    E_T) unless an encoder normalises over the batch: then each window has its own call, in the authors'
+    order (E_S: first, last; E_T: the auto-encoding window, then the conditioning one). Every decoded frame
+    — the auto-encoded one and the forecast — goes through D at once; with per-frame BatchNorm the frames
+    are normalised one by one in that order (see SeparableModel.decode), with plain BatchNorm
+    (``model.batch_stats: pooled``) the auto-encoded frame has a call of its own.
     """
     stride = model.time_stride
     observed = frames[:, ::stride] if stride > 1 else frames
@@ -82,6 +85,9 @@ def loss_terms(
                                          observed[:, length - cond:] if use_s else None)
     if use_ae and i == 0 and model.batch_encoders:
         t0 = t_ae = model.encode_dynamics(cond_window)  # the AE window is the conditioning window: encode once
+    elif use_ae and not model.batch_encoders:  # separate calls in the authors' order: the AE window first
+        t_ae = model.encode_dynamics(observed[:, i:i + cond])
+        t0 = model.encode_dynamics(cond_window)
     else:
         t0, t_ae = _encode_pair(model.encode_dynamics, model.batch_encoders, cond_window,
                                 observed[:, i:i + cond] if use_ae else None)
@@ -93,7 +99,10 @@ def loss_terms(
     if keep is not None:
         codes = _gather(codes, keep)
         targets = _gather(targets, keep)
-    if use_ae and model.batch_decoder:
+    if use_ae and model.frame_norm:  # one call, per-frame statistics in the authors' order: AE frame first
+        decoded = model.decode(content, torch.cat([t_ae.unsqueeze(1), codes], dim=1))
+        ae_frame, forecast = decoded[:, 0], decoded[:, 1:]
+    elif use_ae and model.batch_decoder:
         decoded = model.decode(content, torch.cat([codes, t_ae.unsqueeze(1)], dim=1))
         forecast, ae_frame = decoded[:, :-1], decoded[:, -1]
     else:
