@@ -71,6 +71,10 @@ class ModelConfig:
     # statistics and one running-statistics update per frame (the authors' one call per frame, kept in one
     # call); "pooled" = statistics pooled over the frames of a forecast (one update per call).
     batch_stats: Literal["per_frame", "pooled"] = "per_frame"
+    # 2-D codes (SST): the convolutional integrator's blocks. "authors": BatchNorm after the last conv too and
+    # BatchNorm weights drawn N(1, gain), as the authors' code; "plain": no BatchNorm after the last conv,
+    # BatchNorm weights 1.
+    conv_integrator: Literal["authors", "plain"] = "authors"
 
     def validate(self) -> None:
         require_positive(self, "s_dim", "t_dim", "blocks", "width")

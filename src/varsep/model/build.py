@@ -39,7 +39,8 @@ def build_model(cfg: ModelConfig, spec: DataSpec, *, default_encoder: str = "mlp
     skip_channels = getattr(content_encoder, "skip_channels", None) if cfg.skips else None
     decoder = DECODERS.get(decoder_family)(spec, latent, cfg, skip_channels=skip_channels)
     spatial = bool(getattr(dynamic_encoder, "spatial_code", False))
-    dynamics = DYNAMICS.get(cfg.dynamics)(t_dim, cfg.width, cfg.blocks, cfg.gain, conv=spatial)
+    dynamics = DYNAMICS.get(cfg.dynamics)(t_dim, cfg.width, cfg.blocks, cfg.gain, conv=spatial,
+                                          conv_variant=cfg.conv_integrator)
     for net in (content_encoder, dynamic_encoder, decoder):
         if net is not None:
             init_encoder_decoder(net)

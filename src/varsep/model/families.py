@@ -30,6 +30,8 @@ from varsep.nets import (
     VGGLayout,
 )
 from varsep.nets.dcgan import SIZE as DCGAN_SIZE
+from varsep.nets.sst import SSTDecoder, SSTEncoder
+from varsep.nets.sst import code_size as sst_code_size
 from varsep.registry import Registry
 from varsep.spec import DataSpec
 
@@ -92,6 +94,19 @@ def _resnet18_encoder(spec: DataSpec, code_dim: int, cfg: ModelConfig, skips: bo
                           f"have shape {spec.frame_shape}")
     channels, height, width = spec.frame_shape
     return ResNet18Encoder(spec.cond_frames * channels, (height, width), code_dim)
+
+
+# ------------------------------------------------------------------------------------------------- sst
+@ENCODERS.register("sst")
+def _sst_encoder(spec: DataSpec, code_dim: int, cfg: ModelConfig, skips: bool = False) -> nn.Module:
+    sst_code_size(spec.frame_shape)
+    return SSTEncoder(spec.cond_frames * spec.channels, code_dim, skips=skips)
+
+
+@DECODERS.register("sst")
+def _sst_decoder(spec: DataSpec, latent_dim: int, cfg: ModelConfig, skip_channels=None) -> nn.Module:
+    sst_code_size(spec.frame_shape)
+    return SSTDecoder(latent_dim, spec.channels, skip_channels=skip_channels, sigmoid=sigmoid_output(cfg))
 
 
 # ------------------------------------------------------------------------------------------------- vgg
