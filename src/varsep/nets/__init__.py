@@ -5,7 +5,7 @@ No network here knows configs or data sets: varsep.model.families turns ``model.
 
 - :mod:`varsep.nets.mlp` — multilayer perceptrons (WaveEq, WaveEq-100, vectors of any size);
 - :mod:`varsep.nets.dcgan` — DCGAN encoder/decoder for 64×64 frames (Moving MNIST, Chairs' decoder);
-- :mod:`varsep.nets.resnet` — the ResNet18 encoder of DrNet (Chairs);
+- :mod:`varsep.nets.resnet` — the ResNet18 encoder of DrNet (Chairs: the authors' variant and a linear-head one);
 - :mod:`varsep.nets.sst` — the authors' SST encoder/decoder (2-D codes, three skip maps);
 - :mod:`varsep.nets.vgg` — VGG16-style encoders/decoders with optional skips and 2-D codes (TaxiBJ, KTH, SST);
 - :mod:`varsep.nets.norm` — BatchNorm with per-frame statistics for decoders called on stacked frames;
