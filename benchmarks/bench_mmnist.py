@@ -2,8 +2,13 @@
 and inference on the test protocol. Prints one JSON object. Usage:
 
     python benchmarks/bench_mmnist.py [--steps 3] [--batch 128] [--inference-sequences 128] [--authors DIR]
+                                      [--batch-stats per_frame|pooled|both]
 
 With ``--authors DIR`` the authors' own Moving MNIST step is timed in the same run (benchmarks/authors_step.py).
+With ``--batch-stats both`` every training step is timed with the decoder's per-frame BatchNorm statistics
+(``model.batch_stats: per_frame``, the default: the authors' statistics, in one decoder call) and with the
+former pooled statistics (``pooled``) side by side, their steps alternating so that both see the same load;
+``batch_stats_cost`` gives per-frame / pooled.
 
 - training step (forward + backward + Adam) in fp32 and with bf16 autocast, NCHW and channels-last;
 - the on-the-fly generator: seconds to draw one training batch, next to the step time;
@@ -33,31 +38,41 @@ from varsep.model.losses import loss_terms
 from varsep.spec import DataSpec, ae_choices
 
 
-def model_and_config():
-    config = load_config("mmnist")
+def model_and_config(batch_stats: str = "per_frame"):
+    config = load_config("mmnist", {"model.batch_stats": batch_stats})
     spec = DataSpec((1, 64, 64), config.data.cond_frames, config.data.pred_frames)
     torch.manual_seed(0)
     return build_model(config.model, spec, default_encoder="dcgan", default_decoder="dcgan"), config, spec
 
 
-def time_training(precision: str, layout: str, steps: int, batch: int) -> dict:
-    model, config, spec = model_and_config()
-    # build_model returns convolutional models in channels-last layout; NCHW is measured for comparison.
-    model = model.to(memory_format=torch.channels_last if layout == "channels_last" else torch.contiguous_format)
-    opt = torch.optim.Adam(model.parameters(), lr=config.optim.lr, betas=tuple(config.optim.betas), fused=True)
+def time_training(precision: str, layout: str, steps: int, batch: int,
+                  batch_stats: tuple[str, ...] = ("per_frame",)) -> dict[str, dict]:
+    """Median step time of each ``batch_stats`` variant; the variants' steps alternate (same load)."""
+    runs = []
+    for stats in batch_stats:
+        model, config, spec = model_and_config(stats)
+        # build_model returns convolutional models in channels-last layout; NCHW is measured for comparison.
+        model = model.to(memory_format=torch.channels_last if layout == "channels_last" else torch.contiguous_format)
+        opt = torch.optim.Adam(model.parameters(), lr=config.optim.lr, betas=tuple(config.optim.betas), fused=True)
+        runs.append((stats, model, opt, config))
     frames = torch.rand(batch, spec.train_length, 1, 64, 64)
-    choices = ae_choices(spec.train_length, spec.cond_frames, model.first_index)
-    times = []
+    choices = ae_choices(spec.train_length, spec.cond_frames, runs[0][1].first_index)
+    times: dict[str, list[float]] = {stats: [] for stats in batch_stats}
     for i in range(steps + 1):
-        start = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            loss = loss_terms(model, frames, i % choices, config.loss)["loss"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        times.append(time.perf_counter() - start)
-    per_step = float(np.median(times[1:]))
-    return {"s_per_step": per_step, "sequences_per_s": batch / per_step}
+        for stats, model, opt, config in runs:
+            start = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                loss = loss_terms(model, frames, i % choices, config.loss)["loss"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            times[stats].append(time.perf_counter() - start)
+    out = {}
+    for stats, values in times.items():
+        per_step = float(np.median(values[1:]))
+        out[stats] = {"s_per_step": per_step, "sequences_per_s": batch / per_step,
+                      "steps_s": [round(v, 3) for v in values[1:]]}
+    return out
 
 
 def time_generator(batch: int, repeats: int = 10) -> dict:
@@ -94,15 +109,24 @@ def main() -> None:
     parser.add_argument("--inference-sequences", type=int, default=128)
     parser.add_argument("--skip-layouts", action="store_true", help="only the default (NCHW) layout")
     parser.add_argument("--authors", type=Path, help="checkout of the authors' repository, timed side by side")
+    parser.add_argument("--batch-stats", choices=("per_frame", "pooled", "both"), default="per_frame",
+                        help="the decoder's BatchNorm statistics in the timed training steps (both: side by side)")
     args = parser.parse_args()
     out: dict = {"hardware": hardware(), "batch": args.batch}
     layouts = ["nchw"] if args.skip_layouts else ["nchw", "channels_last"]
     precisions = ("fp32", "bf16") if out["hardware"]["bf16_native"] else ("fp32",)  # emulated bf16: hours
+    variants = ("per_frame", "pooled") if args.batch_stats == "both" else (args.batch_stats,)
     for precision in precisions:
         for layout in layouts:
-            out[f"train_step_{precision}_{layout}"] = time_training(precision, layout, args.steps, args.batch)
+            timed = time_training(precision, layout, args.steps, args.batch, variants)
+            for stats, result in timed.items():
+                suffix = "" if stats == "per_frame" else f"_{stats}"
+                out[f"train_step_{precision}_{layout}{suffix}"] = result
+            if len(timed) == 2:
+                out.setdefault("batch_stats_cost", {})[f"{precision}_{layout}"] = (
+                    timed["per_frame"]["s_per_step"] / timed["pooled"]["s_per_step"])
     out["generator"] = time_generator(args.batch)
-    best = min(v["s_per_step"] for k, v in out.items() if k.startswith("train_step_"))
+    best = min(v["s_per_step"] for k, v in out.items() if k.startswith("train_step_") and "pooled" not in k)
     out["generator"]["share_of_fastest_step"] = out["generator"]["s_per_batch"] / best
     if args.authors is not None:
         command = [sys.executable, str(Path(__file__).parent / "authors_step.py"), "--authors", str(args.authors),

@@ -76,3 +76,50 @@ def test_ssim_of_one_frame_broadcast_over_a_horizon_equals_the_repeated_frame():
     torch.testing.assert_close(shared(last), expanded, rtol=0, atol=1e-7)
     with pytest.raises(ValueError, match="shapes differ"):
         shared(torch.rand(2, 1, 2, 16, 16))
+
+
+# ------------------------------------------------------------------------------- PSNR of several channels
+def _two_channel_error() -> tuple[torch.Tensor, torch.Tensor]:
+    """Channel 0 off by 0.1 everywhere (MSE 1e-2, 20 dB), channel 1 by 0.01 (MSE 1e-4, 40 dB)."""
+    target = torch.full((1, 2, 2, 4, 4), 0.5, dtype=torch.float64)
+    pred = target.clone()
+    pred[:, :, 0] += 0.1
+    pred[:, :, 1] += 0.01
+    return pred, target
+
+
+def test_psnr_of_several_channels_both_ways_by_hand():
+    pred, target = _two_channel_error()
+    # the authors': the mean of the per-channel PSNRs, (20 + 40) / 2
+    torch.testing.assert_close(metrics.psnr(pred, target), torch.full((1, 2), 30.0, dtype=torch.float64))
+    # pooled: the PSNR of the MSE over both channels, 10·log10(1 / ((1e-2 + 1e-4) / 2))
+    pooled = metrics.psnr(pred, target, channels="pooled")
+    torch.testing.assert_close(pooled, torch.full((1, 2), 10 * math.log10(2 / 0.0101), dtype=torch.float64))
+    assert pooled[0, 0].item() == pytest.approx(22.967, abs=1e-3)  # ≤ the per-channel mean (Jensen)
+    one = (pred[:, :, :1], target[:, :, :1])  # one channel, and vectors: the two are the same
+    torch.testing.assert_close(metrics.psnr(*one), metrics.psnr(*one, channels="pooled"))
+    v = torch.tensor([[0.0, 0.1]]), torch.zeros(1, 2)
+    torch.testing.assert_close(metrics.psnr(*v, frame_dims=1), metrics.psnr(*v, frame_dims=1, channels="pooled"))
+    with pytest.raises(ValueError, match="channels"):
+        metrics.psnr(pred, target, channels="max")
+
+
+def test_the_scorer_averages_per_channel_psnr_unless_pooled():
+    from dataclasses import replace
+
+    from varsep.data.windows import ArrayWindows
+    from varsep.eval.scoring import FrameScorer
+    from varsep.spec import DataSpec
+
+    pred, target = _two_channel_error()
+    frames = torch.cat([target, target], dim=1)  # 2 conditioning frames, then the 2 targets
+    windows = ArrayWindows(frames.float().numpy(), 4)
+    scorer = FrameScorer.build(None, windows, DataSpec((2, 4, 4), 2, 2), ssim=False)
+    idx = np.array([0])
+    out = scorer.compare(idx, frames, pred, target)
+    torch.testing.assert_close(out["psnr"], torch.full((1, 2), 30.0, dtype=torch.float64))
+    torch.testing.assert_close(out["mse"], torch.full((1, 2), 0.0101 / 2, dtype=torch.float64))
+    assert "averaged over channels" in scorer.definitions["psnr"]
+    pooled = replace(scorer, psnr_channels="pooled")
+    torch.testing.assert_close(pooled.compare(idx, frames, pred, target)["psnr"],
+                               torch.full((1, 2), 10 * math.log10(2 / 0.0101), dtype=torch.float64))

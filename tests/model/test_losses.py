@@ -24,6 +24,7 @@ def test_dynamic_regularizer_definitions_by_hand():
     t0 = torch.tensor([[1.0, 2.0, 2.0], [0.0, 0.0, 3.0]])  # squared norms 9 and 9
     assert dynamic_regularizer(t0, "half_sum").item() == pytest.approx(0.5 * (9 + 9) / 2)
     assert dynamic_regularizer(t0, "mean").item() == pytest.approx(18 / 6)
+    assert dynamic_regularizer(t0, "half_mean").item() == pytest.approx(0.5 * 18 / 6)
     assert dynamic_regularizer(t0, "paper").item() == pytest.approx((9 / 3 + 9 / 3) / 2)
     with pytest.raises(ValueError):
         dynamic_regularizer(t0, "nope")
@@ -32,8 +33,27 @@ def test_dynamic_regularizer_definitions_by_hand():
 def test_content_invariance_by_hand_with_skips():
     a = Content(torch.tensor([[1.0, 2.0]]), (torch.ones(1, 1, 2, 2),))
     b = Content(torch.tensor([[0.0, 0.0]]), (torch.zeros(1, 1, 2, 2),))
-    # mse of codes (1 + 4) / 2 = 2.5, plus mse of the skip map 1.
-    assert content_invariance(a, b).item() == pytest.approx(3.5)
+    # per_tensor: mse of codes (1 + 4) / 2 = 2.5, plus mse of the skip map 1.
+    assert content_invariance(a, b, "per_tensor").item() == pytest.approx(3.5)
+    # concat (the default, the authors'): one mean over the 2 + 4 elements, (1 + 4 + 4·1) / 6.
+    assert content_invariance(a, b).item() == pytest.approx(9 / 6)
+
+
+def test_sst_loss_terms_by_hand():
+    """2-D codes with skip maps of three sizes, as on SST (code, h3, h2, h1)."""
+    code = torch.ones(1, 2, 2, 2)  # differs by 1 on its 8 elements
+    h3, h2, h1 = torch.full((1, 1, 2, 2), 2.0), torch.zeros(1, 1, 4, 4), torch.full((1, 1, 8, 8), 0.5)
+    first = Content(code, (h1, h2, h3))
+    last = Content(torch.zeros_like(code), (torch.zeros_like(h1), h2, torch.zeros_like(h3)))
+    # concat: (8·1 + 4·4 + 0 + 64·0.25) / (8 + 4 + 16 + 64) = 40 / 92; per_tensor: 1 + 0.25 + 0 + 4
+    assert content_invariance(first, last).item() == pytest.approx(40 / 92)
+    assert content_invariance(first, last, "per_tensor").item() == pytest.approx(5.25)
+    with pytest.raises(ValueError, match="L_reg"):
+        content_invariance(first, last, "sum")
+    # L_reg^T on a 2-D code (B, C, h, w): the authors' ½·mean over every element, our earlier mean
+    t0 = torch.arange(8.0).view(1, 2, 2, 2)  # squares sum to 140 over 8 elements
+    assert dynamic_regularizer(t0, "half_mean").item() == pytest.approx(0.5 * 140 / 8)
+    assert dynamic_regularizer(t0, "mean").item() == pytest.approx(140 / 8)
 
 
 @pytest.mark.parametrize(("length", "cond", "first", "expected"), [(25, 5, 0, 21), (10, 4, 4, 6), (7, 3, 0, 5)])

@@ -23,8 +23,11 @@ TAXIBJ = ModelConfig(encoder="vgg32", decoder="vgg32", s_dim=128, t_dim=20, bloc
                      final_activation="none")
 KTH = ModelConfig(encoder="vgg64_skip", decoder="vgg64_skip", s_dim=128, t_dim=50, skips=True, blocks=1,
                   width=512, final_activation="sigmoid")
+# SST: the paper-text VGG variant (the SST preset now selects the authors' networks, family ``sst``,
+# tests/nets/test_sst.py) with the integrator as it was: width 128, no BatchNorm after the last conv.
 SST = ModelConfig(encoder="vgg64_skip2d", decoder="vgg64_skip2d", s_dim=196, t_dim=64, blocks=2, width=128,
-                  skips=True, combine="concat", reconstruct_cond=False, final_activation="none")
+                  skips=True, combine="concat", reconstruct_cond=False, final_activation="none",
+                  conv_integrator="plain")
 
 
 def conv_params(cin: int, cout: int, k: int = 3, *, bn: bool = True) -> int:

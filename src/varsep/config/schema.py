@@ -78,6 +78,14 @@ class ModelConfig:
     gain: float = 0.71  # orthogonal initialisation gain of the integrator
     final_activation: Literal["auto", "sigmoid", "none"] = "auto"  # auto: sigmoid iff the data lie in [0, 1]
     reconstruct_cond: bool = True  # True: T_t0 stands for the first conditioning frame (offset τ+1)
+    # BatchNorm of the decoder in training: "per_frame" = each decoded frame normalised with its own batch
+    # statistics and one running-statistics update per frame (the authors' one call per frame, kept in one
+    # call); "pooled" = statistics pooled over the frames of a forecast (one update per call).
+    batch_stats: Literal["per_frame", "pooled"] = "per_frame"
+    # 2-D codes (SST): the convolutional integrator's blocks. "authors": BatchNorm after the last conv too and
+    # BatchNorm weights drawn N(1, gain), as the authors' code; "plain": no BatchNorm after the last conv,
+    # BatchNorm weights 1.
+    conv_integrator: Literal["authors", "plain"] = "authors"
 
     def validate(self) -> None:
         if self.kind not in MODEL_KINDS:
@@ -104,9 +112,13 @@ class LossConfig:
     lambda_ae: float = 1.0
     lambda_s: float = 45.0
     lambda_t: float = 1e-3
-    # L_reg^T: "half_sum" = 0.5·Σ_dims T_t0² averaged over the batch (the official code's default);
-    # "mean" = mean over all elements (its SST 2-D variant); "paper" = (1/p)‖T_t0‖² (eq. 12).
-    t_reg: Literal["half_sum", "mean", "paper"] = "half_sum"
+    # L_reg^T: "half_sum" = 0.5·Σ_dims T_t0² averaged over the batch (the authors' default);
+    # "half_mean" = 0.5·mean over all elements (the authors' SST 2-D codes); "mean" = mean over all elements;
+    # "paper" = (1/p)‖T_t0‖² (eq. 12).
+    t_reg: Literal["half_sum", "half_mean", "mean", "paper"] = "half_sum"
+    # L_reg^S with skip maps: "concat" = one mean squared difference over the code and the skip maps together
+    # (the authors'); "per_tensor" = the sum of one mean squared difference per tensor.
+    s_reg: Literal["concat", "per_tensor"] = "concat"
 
     def validate(self) -> None:
         for name in ("lambda_pred", "lambda_ae", "lambda_s", "lambda_t"):

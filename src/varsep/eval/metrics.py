@@ -4,7 +4,9 @@ Inputs are shaped (..., C, H, W) for frames — or (..., m) for vectors, for MSE
 data range [0, 1]. Every function returns a tensor of the leading shape (...): one value per frame.
 
 - MSE  = mean over channels and pixels of (pred − target)²;
-- PSNR = 10·log10(1 / MSE) (data range 1), capped at 100 dB for a perfect frame;
+- PSNR = 10·log10(1 / MSE) (data range 1), capped at 100 dB for a perfect frame; for frames of several
+  channels, by default the mean over channels of each channel's PSNR (``channels="mean"``, the authors'
+  evaluation), or the PSNR of the MSE over all channels (``channels="pooled"``); one channel: the same;
 - SSIM = the structural similarity of Wang et al. (2004) with an 11×11 Gaussian window (σ = 1.5),
   K1 = 0.01, K2 = 0.03, data range 1, population (not sample) covariances, averaged over the "valid"
   region where the window fits entirely and over channels. This is scikit-image's
@@ -38,8 +40,18 @@ def mse(pred: torch.Tensor, target: torch.Tensor, *, frame_dims: int = 3, chunk:
     return (out / max(p.shape[1], 1)).view(lead)
 
 
-def psnr(pred: torch.Tensor, target: torch.Tensor, *, frame_dims: int = 3, data_range: float = 1.0) -> torch.Tensor:
-    """Peak signal-to-noise ratio per frame, in dB."""
+PSNR_CHANNELS = ("mean", "pooled")
+
+
+def psnr(pred: torch.Tensor, target: torch.Tensor, *, frame_dims: int = 3, data_range: float = 1.0,
+         channels: str = "mean") -> torch.Tensor:
+    """Peak signal-to-noise ratio per frame, in dB. Frames (…, C, H, W) with C > 1: ``channels="mean"``
+    averages the PSNR of each channel (the authors'), ``"pooled"`` is the PSNR of the MSE over all channels
+    (≤ the mean, by Jensen's inequality). Vectors (frame_dims 1) and single channels: the same."""
+    if channels not in PSNR_CHANNELS:
+        raise ValueError(f"channels must be one of {PSNR_CHANNELS}, got {channels!r}")
+    if channels == "mean" and frame_dims == 3 and pred.dim() >= 3 and pred.shape[-3] > 1:
+        return psnr_of(mse(pred, target, frame_dims=2), data_range).mean(-1)
     return psnr_of(mse(pred, target, frame_dims=frame_dims), data_range)
 
 

@@ -4,9 +4,11 @@ Every test window is forecast from its τ+1 conditioning frames; each predicted 
 
 - ``mse``: mean over channels and pixels of (forecast − target)², on the model's value scale (the scale
   the data set serves: [0, 1] for every data set but SST, whose values are standardised temperatures).
-- ``psnr`` = 10·log10(1 / MSE) and ``ssim`` (11×11 Gaussian window, σ 1.5, K1 .01, K2 .03, data range 1,
-  mean over the valid region), see :mod:`varsep.metrics`. On data in [0, 1] (``dataset.unit_interval``)
-  they are computed on the model's scale. **Data not in [0, 1]** (SST): the frames — in physical units
+- ``psnr`` = 10·log10(1 / MSE) — for frames of several channels the mean of each channel's PSNR, as the
+  authors' evaluation (``psnr_channels="pooled"``: the PSNR of the MSE over all channels) — and ``ssim``
+  (11×11 Gaussian window, σ 1.5, K1 .01, K2 .03, data range 1, mean over the valid region), see
+  :mod:`varsep.metrics`. On data in [0, 1] (``dataset.unit_interval``) they are computed on the model's
+  scale. **Data not in [0, 1]** (SST): the frames — in physical units
   (°C) when the data set has them — are first mapped to [0, 1] window by window by the minimum and
   maximum of that window's *conditioning* frames, x ↦ (x − min)/(max − min), the same map for forecast and
   target, values outside the range kept. This uses only what is known at forecast time, and equals
@@ -55,6 +57,7 @@ class FrameScorer:
     paper_factor: float | None = None
     definitions: dict[str, str] = field(default_factory=dict)
     with_ssim: bool = True  # SSIM costs ~0.5 ms a frame: it can be skipped when only MSE matters
+    psnr_channels: str = "mean"  # several channels: mean of per-channel PSNR (the authors'), or "pooled" MSE
 
     @classmethod
     def build(cls, dataset: SequenceDataset | None, windows: WindowSet, spec: DataSpec,
@@ -91,6 +94,10 @@ class FrameScorer:
     def frame_dims(self) -> int:
         return len(self.frame_shape)
 
+    @property
+    def psnr_per_channel(self) -> bool:
+        return self.is_frame and self.frame_shape[0] > 1 and self.psnr_channels == "mean"
+
     def _definitions(self) -> dict[str, str]:
         scale = "the model's scale"
         d = {"mse": f"mean over pixels of squared error, on {scale}"}
@@ -100,7 +107,8 @@ class FrameScorer:
             units = "physical units" if self.has_physical else "the model's scale"
             rule = (f"on frames in {units} mapped to [0, 1] by the min and max of each window's conditioning "
                     f"frames (data not in [0, 1])")
-        d["psnr"] = f"10·log10(1/MSE) per frame, {rule}"
+        per_channel = " and channel, averaged over channels" if self.psnr_per_channel else ""
+        d["psnr"] = f"10·log10(1/MSE) per frame{per_channel}, {rule}"
         if self.has_ssim:
             d["ssim"] = f"SSIM (11×11 Gaussian σ 1.5, K1 .01, K2 .03, valid region) per frame, {rule}"
         if self.has_physical:
@@ -153,9 +161,9 @@ class FrameScorer:
         g, t = guess, target
         if not self.unit_interval:
             g, t = self._rescaled(idx, frames, guess, target, phys_guess, phys_target)
-        same_scale = g is guess and t is target  # data on [0, 1]: PSNR is that of the MSE above
-        out["psnr"] = metrics.psnr_of(out["mse"]) if same_scale else \
-            metrics.psnr(g.expand_as(t), t, frame_dims=self.frame_dims)
+        same_scale = g is guess and t is target  # data on [0, 1]: PSNR is that of the MSE above (one channel)
+        out["psnr"] = metrics.psnr_of(out["mse"]) if same_scale and not self.psnr_per_channel else \
+            metrics.psnr(g.expand_as(t), t, frame_dims=self.frame_dims, channels=self.psnr_channels)
         if self.has_ssim:
             if "ssim_target" not in shared:  # the (rescaled) target is the same for every guess
                 shared["ssim_target"] = metrics.SSIMTarget(t)

@@ -14,6 +14,7 @@ from varsep.model.dynamics import DYNAMICS
 from varsep.model.families import DECODERS, ENCODERS
 from varsep.model.separable import SeparableModel
 from varsep.nets.init import init_encoder_decoder
+from varsep.nets.norm import per_frame_norm
 from varsep.spec import DataSpec
 
 
@@ -44,10 +45,13 @@ def build_model(cfg: ModelConfig, spec: DataSpec, *, default_encoder: str = "mlp
     skip_channels = getattr(content_encoder, "skip_channels", None) if cfg.skips else None
     decoder = DECODERS.get(decoder_family)(spec, latent, cfg, skip_channels=skip_channels)
     spatial = bool(getattr(dynamic_encoder, "spatial_code", False))
-    dynamics = DYNAMICS.get(cfg.dynamics)(t_dim, cfg.width, cfg.blocks, cfg.gain, conv=spatial)
+    dynamics = DYNAMICS.get(cfg.dynamics)(t_dim, cfg.width, cfg.blocks, cfg.gain, conv=spatial,
+                                          conv_variant=cfg.conv_integrator)
     for net in (content_encoder, dynamic_encoder, decoder):
         if net is not None:
             init_encoder_decoder(net)
+    if cfg.batch_stats == "per_frame":
+        per_frame_norm(decoder)  # the decoder's BatchNorm: per-frame statistics in training (nets/norm.py)
     model = SeparableModel(
         content_encoder=content_encoder, dynamic_encoder=dynamic_encoder, decoder=decoder, dynamics=dynamics,
         combine=cfg.combine, spec=spec, reconstruct_cond=cfg.reconstruct_cond, skips=cfg.skips,

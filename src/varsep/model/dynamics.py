@@ -40,28 +40,40 @@ class Dynamics(nn.Module):
         return torch.stack(codes, dim=1)
 
 
-def _conv_block(channels: int, width: int) -> nn.Sequential:
-    """g_k of the SST 2-D integrator: 3×3 convs, BatchNorm and LeakyReLU between them (Appendix E.2)."""
-    return nn.Sequential(
+def _conv_block(channels: int, width: int, *, out_norm: bool) -> nn.Sequential:
+    """g_k of the 2-D integrator (SST): 3×3 convs with BatchNorm and LeakyReLU(0.2) between them and, with
+    ``out_norm`` (the authors' ConvResBlock), a BatchNorm after the last conv too."""
+    layers: list[nn.Module] = [
         nn.Conv2d(channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.LeakyReLU(0.2),
         nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.LeakyReLU(0.2),
         nn.Conv2d(width, channels, 3, padding=1),
-    )
+    ]
+    if out_norm:
+        layers.append(nn.BatchNorm2d(channels))
+    return nn.Sequential(*layers)
 
 
 @DYNAMICS.register("residual")
 class ResidualIntegrator(Dynamics):
     """One step Δt = 1 of dT/dt = f(T): K residual blocks in sequence, T ← T + g_k(T) (docs/model.md).
 
-    Each g_k is an MLP p → H → H → p with ReLU (or, with ``conv=True``, the SST 2-D convolutional block),
-    orthogonally initialised with ``gain``. With K = 1 this is an explicit Euler step of f = g_1.
+    Each g_k is an MLP p → H → H → p with ReLU (or, with ``conv=True``, the 2-D convolutional block of
+    SST), orthogonally initialised with ``gain``, biases 0. ``conv_variant`` (2-D blocks only):
+    ``"authors"`` — a BatchNorm after the block's last conv too, and BatchNorm weights drawn N(1, gain)
+    as the authors' initialisation does (it reuses the integrator's gain); ``"plain"`` — no BatchNorm
+    after the last conv, BatchNorm weights 1. With K = 1 this is an explicit Euler step of f = g_1.
     """
 
-    def __init__(self, dim: int, width: int, blocks: int, gain: float, *, conv: bool = False) -> None:
+    def __init__(self, dim: int, width: int, blocks: int, gain: float, *, conv: bool = False,
+                 conv_variant: str = "authors") -> None:
         super().__init__()
-        make = (lambda: _conv_block(dim, width)) if conv else (lambda: mlp([dim, width, width, dim]))
+        if conv_variant not in ("authors", "plain"):
+            raise ValueError(f"conv_variant must be 'authors' or 'plain', got {conv_variant!r}")
+        authors = conv_variant == "authors"
+        make = (lambda: _conv_block(dim, width, out_norm=authors)) if conv else \
+            (lambda: mlp([dim, width, width, dim]))
         self.blocks = nn.ModuleList(make() for _ in range(blocks))
-        init_orthogonal(self, gain)
+        init_orthogonal(self, gain, norm_std=gain if conv and authors else None)
 
     def step(self, state: torch.Tensor) -> torch.Tensor:
         for g in self.blocks:
@@ -78,7 +90,8 @@ class GRUDynamics(Dynamics):
     Codes keep the size p, so decoder and losses are unchanged.
     """
 
-    def __init__(self, dim: int, width: int, blocks: int = 1, gain: float = 1.0, *, conv: bool = False) -> None:
+    def __init__(self, dim: int, width: int, blocks: int = 1, gain: float = 1.0, *, conv: bool = False,
+                 conv_variant: str = "authors") -> None:
         super().__init__()
         if conv:
             raise ValueError("the GRU ablation works on vector codes only")

@@ -30,6 +30,8 @@ from varsep.nets import (
     VGGLayout,
 )
 from varsep.nets.dcgan import SIZE as DCGAN_SIZE
+from varsep.nets.sst import SSTDecoder, SSTEncoder
+from varsep.nets.sst import code_size as sst_code_size
 from varsep.registry import Registry
 from varsep.spec import DataSpec
 
@@ -83,15 +85,34 @@ def _dcgan_decoder(spec: DataSpec, latent_dim: int, cfg: ModelConfig, skip_chann
 
 
 # -------------------------------------------------------------------------------------------- resnet18
-@ENCODERS.register("resnet18")
-def _resnet18_encoder(spec: DataSpec, code_dim: int, cfg: ModelConfig, skips: bool = False) -> nn.Module:
-    if skips:
-        raise ConfigError("the resnet18 encoder has no skip connections (set model.skips: false)")
-    if len(spec.frame_shape) != 3:
-        raise ConfigError(f"the resnet18 encoder needs frames (C, H, W), but this data set's observations "
-                          f"have shape {spec.frame_shape}")
-    channels, height, width = spec.frame_shape
-    return ResNet18Encoder(spec.cond_frames * channels, (height, width), code_dim)
+def _register_resnet18(name: str, variant: str) -> None:
+    def make_encoder(spec: DataSpec, code_dim: int, cfg: ModelConfig, skips: bool = False) -> nn.Module:
+        if skips:
+            raise ConfigError(f"the {name} encoder has no skip connections (set model.skips: false)")
+        if len(spec.frame_shape) != 3:
+            raise ConfigError(f"the {name} encoder needs frames (C, H, W), but this data set's observations "
+                              f"have shape {spec.frame_shape}")
+        channels, height, width = spec.frame_shape
+        return ResNet18Encoder(spec.cond_frames * channels, (height, width), code_dim, variant=variant)
+
+    ENCODERS.register(name)(make_encoder)
+
+
+_register_resnet18("resnet18", "authors")  # the authors' network (Chairs)
+_register_resnet18("resnet18_linear", "linear")  # stem padding 2, no max-pool, linear head
+
+
+# ------------------------------------------------------------------------------------------------- sst
+@ENCODERS.register("sst")
+def _sst_encoder(spec: DataSpec, code_dim: int, cfg: ModelConfig, skips: bool = False) -> nn.Module:
+    sst_code_size(spec.frame_shape)
+    return SSTEncoder(spec.cond_frames * spec.channels, code_dim, skips=skips)
+
+
+@DECODERS.register("sst")
+def _sst_decoder(spec: DataSpec, latent_dim: int, cfg: ModelConfig, skip_channels=None) -> nn.Module:
+    sst_code_size(spec.frame_shape)
+    return SSTDecoder(latent_dim, spec.channels, skip_channels=skip_channels, sigmoid=sigmoid_output(cfg))
 
 
 # ------------------------------------------------------------------------------------------------- vgg

@@ -6,9 +6,11 @@ For a training window v_t0 … v_t1 (ν+1 frames) with conditioning window V_τ(
   ``first_index`` … ν (all of them with ``reconstruct_cond``);
 - L_AE    = mse(D(S, E_T(V_τ(t0 + i))), the frame that code stands for), one i per batch;
 - L_reg^S = (1/d)‖E_S(V_τ(t0)) − E_S(V_τ(t1 − τ))‖² averaged over the batch — the mean squared difference;
-  with skip connections, the mean squared difference of each skip map is added;
-- L_reg^T = "half_sum": 0.5·Σ_dims T_t0² averaged over the batch (official code, with λ_T = 1e-3),
-            "mean": mean of T_t0² over all elements (official SST 2-D), "paper": (1/p)‖T_t0‖² (eq. 12).
+  with skip connections ``loss.s_reg``: "concat" = one mean over the code and every skip map together
+  (the authors'), "per_tensor" = the sum of one mean squared difference per tensor;
+- L_reg^T = "half_sum": 0.5·Σ_dims T_t0² averaged over the batch (the authors', with λ_T = 1e-3),
+            "half_mean": 0.5·mean of T_t0² over all elements (the authors' SST 2-D codes),
+            "mean": mean of T_t0² over all elements, "paper": (1/p)‖T_t0‖² (eq. 12).
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from varsep.spec import ae_choices
 
 
 def dynamic_regularizer(t0: torch.Tensor, kind: str) -> torch.Tensor:
-    """L_reg^T of codes t0 (B, …) in one of the three documented definitions."""
+    """L_reg^T of codes t0 (B, …) in one of the documented definitions."""
     sq = t0.float().pow(2).flatten(1)
     if kind == "half_sum":
         return 0.5 * sq.sum(1).mean()
+    if kind == "half_mean":
+        return 0.5 * sq.mean()
     if kind == "mean":
         return sq.mean()
     if kind == "paper":
@@ -33,9 +37,19 @@ def dynamic_regularizer(t0: torch.Tensor, kind: str) -> torch.Tensor:
     raise ValueError(f"unknown L_reg^T definition {kind!r}")
 
 
-def content_invariance(first: Content, last: Content) -> torch.Tensor:
-    """L_reg^S: mean squared difference of the content codes (plus one term per skip map)."""
-    return sum(F.mse_loss(a.float(), b.float()) for a, b in zip(first.tensors(), last.tensors(), strict=True))
+def content_invariance(first: Content, last: Content, kind: str = "concat") -> torch.Tensor:
+    """L_reg^S: the mean squared difference of the content codes and, with skip connections, of the skip
+    maps — one mean over all their elements together (``concat``, the authors') or the sum of one mean
+    per tensor (``per_tensor``). Without skip maps the two are the same."""
+    pairs = list(zip(first.tensors(), last.tensors(), strict=True))
+    if kind == "per_tensor":
+        return sum(F.mse_loss(a.float(), b.float()) for a, b in pairs)
+    if kind != "concat":
+        raise ValueError(f"unknown L_reg^S definition {kind!r}")
+    if len(pairs) == 1:
+        return F.mse_loss(pairs[0][0].float(), pairs[0][1].float())
+    total = sum((a.float() - b.float()).pow(2).sum() for a, b in pairs)
+    return total / sum(a.numel() for a, _ in pairs)
 
 
 def loss_terms(
@@ -50,8 +64,11 @@ def loss_terms(
     with irregular times.
 
     Encoder passes that can share a call are batched together (two windows through E_S, two through
-    E_T), and every decoded frame — the forecast and the auto-encoded one — goes through D at once,
-    unless a network normalises over the batch (then each keeps its own call, see SeparableModel).
+    E_T) unless an encoder normalises over the batch: then each window has its own call, in the authors'
+    order (E_S: first, last; E_T: the auto-encoding window, then the conditioning one). Every decoded frame
+    — the auto-encoded one and the forecast — goes through D at once; with per-frame BatchNorm the frames
+    are normalised one by one in that order (see SeparableModel.decode), with plain BatchNorm
+    (``model.batch_stats: pooled``) the auto-encoded frame has a call of its own.
     """
     stride = model.time_stride
     observed = frames[:, ::stride] if stride > 1 else frames
@@ -68,6 +85,9 @@ def loss_terms(
                                          observed[:, length - cond:] if use_s else None)
     if use_ae and i == 0 and model.batch_encoders:
         t0 = t_ae = model.encode_dynamics(cond_window)  # the AE window is the conditioning window: encode once
+    elif use_ae and not model.batch_encoders:  # separate calls in the authors' order: the AE window first
+        t_ae = model.encode_dynamics(observed[:, i:i + cond])
+        t0 = model.encode_dynamics(cond_window)
     else:
         t0, t_ae = _encode_pair(model.encode_dynamics, model.batch_encoders, cond_window,
                                 observed[:, i:i + cond] if use_ae else None)
@@ -79,7 +99,10 @@ def loss_terms(
     if keep is not None:
         codes = _gather(codes, keep)
         targets = _gather(targets, keep)
-    if use_ae and model.batch_decoder:
+    if use_ae and model.frame_norm:  # one call, per-frame statistics in the authors' order: AE frame first
+        decoded = model.decode(content, torch.cat([t_ae.unsqueeze(1), codes], dim=1))
+        ae_frame, forecast = decoded[:, 0], decoded[:, 1:]
+    elif use_ae and model.batch_decoder:
         decoded = model.decode(content, torch.cat([codes, t_ae.unsqueeze(1)], dim=1))
         forecast, ae_frame = decoded[:, :-1], decoded[:, -1]
     else:
@@ -90,7 +113,7 @@ def loss_terms(
     terms = {
         "pred": F.mse_loss(forecast.float(), targets.float()),
         "ae": F.mse_loss(ae_frame.float(), observed[:, i + first].float()) if ae_frame is not None else zero,
-        "reg_s": content_invariance(content, content_last) if use_s else zero,
+        "reg_s": content_invariance(content, content_last, weights.s_reg) if use_s else zero,
         "reg_t": dynamic_regularizer(t0, weights.t_reg) if model.uses_content else zero,
     }
     terms["loss"] = (weights.lambda_pred * terms["pred"] + weights.lambda_ae * terms["ae"]

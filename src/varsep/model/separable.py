@@ -19,6 +19,7 @@ from torch import nn
 
 from varsep.model.continuous import check_times, solve
 from varsep.model.dynamics import Dynamics
+from varsep.nets.norm import frame_groups, has_frame_norm, uses_frame_groups
 from varsep.spec import DataSpec
 
 
@@ -73,10 +74,14 @@ class SeparableModel(nn.Module):
         self.spec = spec  # every window calculation (conditioning span, splits) is the spec's
         self.reconstruct_cond = reconstruct_cond
         self.skips = skips
-        # BatchNorm statistics depend on what shares a batch: encode the windows of one sequence and
-        # decode the auto-encoding frame in separate calls when a network normalises over the batch.
+        # BatchNorm statistics depend on what shares a batch: encode the windows of one sequence in separate
+        # calls when an encoder normalises over the batch. A decoder without BatchNorm decodes the forecast
+        # and the auto-encoded frame in one call; one with per-frame BatchNorm (varsep.nets.norm, the
+        # authors' statistics, default) too, frame by frame in its statistics; one with plain BatchNorm
+        # (model.batch_stats: pooled) pools the forecast frames and decodes the auto-encoded frame apart.
         self.batch_encoders = not (has_batchnorm(content_encoder) or has_batchnorm(dynamic_encoder))
         self.batch_decoder = not has_batchnorm(decoder)
+        self.frame_norm = has_frame_norm(decoder)
 
     stochastic = False  # the separable model is deterministic (the evaluation asks every model)
 
@@ -125,16 +130,31 @@ class SeparableModel(nn.Module):
         return self.encode_content(cond), self.encode_dynamics(cond)
 
     def decode(self, content: Content | None, codes: torch.Tensor) -> torch.Tensor:
-        """Frames (B, n, *frame) from S (one per sequence) and a trajectory of codes T (B, n, …)."""
+        """Frames (B, n, *frame) from S (one per sequence) and a trajectory of codes T (B, n, …).
+
+        All n frames go through D in one call. With per-frame BatchNorm in training mode they are stacked
+        frame-major, so that each frame is normalised with its own batch statistics and the running
+        statistics are updated frame after frame (the authors' one call per frame, varsep.nets.norm)."""
         batch, n = codes.shape[:2]
-        t = codes.flatten(0, 1)
+        grouped = self.frame_norm and n > 1 and uses_frame_groups(self.decoder)
+
+        def stack(x: torch.Tensor) -> torch.Tensor:  # one per sequence (B, …) → one per frame (B·n, …)
+            if grouped:
+                return x.unsqueeze(0).expand(n, *x.shape).flatten(0, 1)
+            return x.unsqueeze(1).expand(batch, n, *x.shape[1:]).flatten(0, 1)
+
+        t = codes.transpose(0, 1).flatten(0, 1) if grouped else codes.flatten(0, 1)
         skips: tuple[torch.Tensor, ...] = ()
         if content is None:
             z = t
         else:
-            s = content.code.unsqueeze(1).expand(batch, n, *content.code.shape[1:]).flatten(0, 1)
+            s = stack(content.code)
             z = s * t if self.combine == "mul" else torch.cat([s, t], dim=1)
-            skips = tuple(m.unsqueeze(1).expand(batch, n, *m.shape[1:]).flatten(0, 1) for m in content.skips)
+            skips = tuple(stack(m) for m in content.skips)
+        if grouped:
+            with frame_groups(self.decoder, n):
+                frames = self.decoder(z, skips) if self.skips else self.decoder(z)
+            return frames.view(n, batch, *frames.shape[1:]).transpose(0, 1)
         frames = self.decoder(z, skips) if self.skips else self.decoder(z)
         return frames.view(batch, n, *frames.shape[1:])
 

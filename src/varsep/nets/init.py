@@ -19,13 +19,18 @@ def init_encoder_decoder(module: nn.Module, std: float = 0.02) -> None:
             nn.init.zeros_(m.bias)
 
 
-def init_orthogonal(module: nn.Module, gain: float) -> None:
-    """Orthogonal weights with ``gain`` and zero biases for every linear/conv layer (the integrator)."""
+def init_orthogonal(module: nn.Module, gain: float, *, norm_std: float | None = None) -> None:
+    """Orthogonal weights with ``gain`` and zero biases for every linear/conv layer (the integrator);
+    normalisation weights 1, or drawn N(1, ``norm_std``) when given (the authors' initialisation of their
+    2-D integrator draws its BatchNorm weights with the integrator's gain), and biases 0."""
     for m in module.modules():
         if isinstance(m, nn.Linear | nn.Conv2d):
             nn.init.orthogonal_(m.weight, gain=gain)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, _NORMS) and m.weight is not None:
-            nn.init.ones_(m.weight)
+            if norm_std is None:
+                nn.init.ones_(m.weight)
+            else:
+                nn.init.normal_(m.weight, 1.0, norm_std)
             nn.init.zeros_(m.bias)
