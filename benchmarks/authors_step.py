@@ -60,11 +60,9 @@ def build(authors: Path, data: str, xp_dir: Path):
 
 
 def time_steps(authors: Path, data: str, steps: int) -> dict:
-    from var_sep.train import train  # noqa: F401  (imported after build put DIR on the path)
-
     with tempfile.TemporaryDirectory() as tmp:
         args, net, optimizer, shape = build(authors, data, Path(tmp))
-        from var_sep.train import train
+        from var_sep.train import train  # importable once build() has put DIR on the path
 
         def batches(n: int):
             gen = torch.Generator().manual_seed(0)
