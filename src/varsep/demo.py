@@ -6,9 +6,12 @@ on the held-out test sequences against "repeat the last frame", and leaves metri
 folder.
 
 Budget: a fixed number of optimiser steps, not a time limit, so the demo's result is the same on every
-machine (up to floating-point rounding). It was sized on the slowest class measured (2 AVX2 cores at
-≈ 46 GFLOP/s in an fp32 matrix product): there it trains in ≈ 2.5 minutes and the whole demo finishes in
-≈ 3.5; a time cap (``--minutes``, default 4) still ends training on anything slower, with a note.
+machine (up to floating-point rounding). It was sized for the slowest class, 2 AVX2 cores, measured by
+capping this project's Intel machine at AVX2 (``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2``; fp32
+matrix products at ≈ 74 GFLOP/s): there it trains in ≈ 2.5 minutes, finishes in ≈ 3.3 and beats "repeat the
+last frame" 5.6×. A real AVX2 machine seen earlier ran fp32 matrix products at ≈ 46 GFLOP/s, so training
+should take up to ≈ 4 minutes there; the time cap (``--minutes``, default 4) ends training at that point on
+anything slower, with a note, so that the whole demo stays within about 5 minutes.
 """
 
 from __future__ import annotations
