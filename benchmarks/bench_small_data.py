@@ -1,6 +1,6 @@
 """Benchmark: per-step overhead of training on a small data set (the cost of everything but the model).
 
-    python benchmarks/bench_small_data.py [--epochs 200] [--frames 240]
+    python benchmarks/bench_small_data.py [--epochs 200] [--frames 240] [--batch-size 256]
 
 Writes a NetCDF series like a user's own small field (``--frames`` time steps of a 37×49 grid, one
 variable, a 360-day calendar), trains the default MLP model on it with ``varsep fit`` settings where one
@@ -109,6 +109,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=240)
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=256, help="256: every window in one batch (an epoch "
+                        "is one step); smaller: several steps an epoch")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     from varsep.config import load_config
@@ -119,7 +121,7 @@ def main() -> None:
         path = write_series(tmp / "series.nc", args.frames)
         config = load_config(None, {
             "data.kind": "netcdf", "data.path": str(path), "data.variable": "tas", "data.cond_frames": 5,
-            "data.pred_frames": 10, "data.test_horizons": [10], "data.batch_size": 256,
+            "data.pred_frames": 10, "data.test_horizons": [10], "data.batch_size": args.batch_size,
             "model.encoder": "mlp", "model.decoder": "mlp", "model.encoder_hidden": [256, 256],
             "model.decoder_hidden": [256, 256], "model.s_dim": 16, "model.t_dim": 16, "model.width": 128,
             "trainer.max_epochs": args.epochs, "trainer.precision": "32", "trainer.progress_bar": False,
@@ -132,7 +134,7 @@ def main() -> None:
         intervals = clock.intervals()
         median, mean = statistics.median(intervals), statistics.fmean(intervals)
         out = {"benchmark": "small data set: per-step overhead outside the model", "hardware": hardware(),
-               "frames": args.frames, "grid": [37, 49], "epochs": args.epochs, "batches_per_epoch": 1,
+               "frames": args.frames, "grid": [37, 49], "epochs": args.epochs, "batch_size": args.batch_size, "steps": len(intervals) + 1,
                "fit_seconds": round(wall, 2), "startup_seconds": round(clock.ends[0] - start, 2),
                "model_seconds_per_step": round(model, 4),
                "loop_seconds_per_step_median": round(median, 4),
