@@ -386,6 +386,8 @@ def test_readme_section_points_at_the_example_and_its_config_is_valid():
     readme = (REPO / "README.md").read_text()
     section = readme[readme.index("## Your own data"):]
     assert "docs/examples/make_example_array.py" in section and "docs/data/custom.md" in section
-    (block,) = re.findall(r"```yaml\n(.*?)```", section, flags=re.DOTALL)
+    block, field = re.findall(r"```yaml\n(.*?)```", section, flags=re.DOTALL)  # "Your own field" second
     data = config_from_dict(yaml.safe_load(block)).data
     assert (data.name, data.kind, data.variable) == ("custom", "netcdf", "temperature")
+    data = config_from_dict(yaml.safe_load(field)).data
+    assert (data.kind, data.path, data.normalization) == ("netcdf", "tos_*.nc", "per_pixel")
