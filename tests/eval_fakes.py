@@ -20,6 +20,7 @@ class FakeData:
     unit_interval = True
     paper_mse_factor = None
     reports_paper_compatible = False
+    valid_mask = None
 
     def physical(self, frames, windows, indices, offset):
         return None

@@ -67,6 +67,12 @@ class Forecaster:
     def frame_shape(self) -> tuple[int, ...]:
         return tuple(self.spec.frame_shape)
 
+    @property
+    def valid_mask(self) -> np.ndarray | None:
+        """Cells the model forecasts (the frame's shape, True = valid; land is False), or None for all."""
+        mask = getattr(self.model, "valid_mask", None)  # baselines have none
+        return None if mask is None else mask.cpu().numpy()
+
     # ------------------------------------------------------------------------------------------ public
     def forecast(self, cond: Any, horizon: int | None = None, *, times: Sequence[float] | Any = None,
                  method: str = "residual", **solver: Any) -> Any:
@@ -120,6 +126,9 @@ class Forecaster:
         if x.shape[1] < span:
             raise ValueError(f"the model conditions on {self.cond_frames} frames (spanning {span}), got "
                              f"{x.shape[1]}")
+        mask = getattr(self.model, "valid_mask", None)
+        if mask is not None:  # masked cells (land) may hold anything, NaN included: the model ignores them
+            x = x.masked_fill(~mask.to(x.device), 0)
         if not torch.isfinite(x).all():
             bad = torch.nonzero(~torch.isfinite(x.flatten(2)).all(-1))[0].tolist()
             raise ValueError(f"the conditioning frames hold NaN or Inf (sequence {bad[0]}, frame {bad[1]})")
@@ -136,7 +145,8 @@ def apply_transform(transform: dict[str, Any] | None, values: np.ndarray, *, inv
     """Per-channel affine maps model = (raw − offset) / scale (and back); None is the identity.
 
     ``values`` is (..., *frame): the channel axis is the first axis of the frame (axis −3 for frames
-    (C, H, W), the last axis for vectors, whose "channels" are their entries).
+    (C, H, W), the last axis for vectors, whose "channels" are their entries). ``axis: "frame"``: offset
+    and scale are arrays of the frame's shape (per-cell normalisation, ``data.normalization: per_pixel``).
     """
     if transform is None:
         return values
@@ -145,10 +155,11 @@ def apply_transform(transform: dict[str, Any] | None, values: np.ndarray, *, inv
     offset = np.asarray(transform["offset"], dtype=np.float64)
     scale = np.asarray(transform["scale"], dtype=np.float64)
     axis = transform.get("axis", -3)
-    shape = [1] * values.ndim
-    if offset.size > 1:
-        shape[axis] = offset.size
-    offset, scale = offset.reshape(shape), scale.reshape(shape)
+    if axis != "frame":
+        shape = [1] * values.ndim
+        if offset.size > 1:
+            shape[axis] = offset.size
+        offset, scale = offset.reshape(shape), scale.reshape(shape)
     out = values * scale + offset if inverse else (values - offset) / scale
     return out.astype(np.float32)
 
@@ -165,6 +176,12 @@ def load_checkpoint(path: str | Path, *, precision: str | Precision = "auto") ->
                             default_decoder=hp.get("default_decoder", "mlp"))
         weights = {key[len("model."):]: value for key, value in ckpt["state_dict"].items()
                    if key.startswith("model.")}
+        if "valid_mask" in weights and isinstance(model, SeparableModel):
+            model.set_mask(weights["valid_mask"])
+        transform = hp.get("transform")
+        if transform is not None:  # arrays are kept in the state (varsep.train.task); fetch them
+            transform = {k: ckpt["state_dict"][v[len("state:"):]].numpy()
+                         if isinstance(v, str) and v.startswith("state:") else v for k, v in transform.items()}
     except (KeyError, TypeError) as err:
         raise CheckpointError(f"{path} is not a varsep checkpoint (missing {err})") from None
     except VarsepError as err:
@@ -175,7 +192,7 @@ def load_checkpoint(path: str | Path, *, precision: str | Precision = "auto") ->
         raise CheckpointError(f"{path} does not match the model its config describes: "
                               f"{str(err).splitlines()[0]}") from None
     return Forecaster(model, config, spec, checkpoint=path, step=int(ckpt.get("global_step", 0)),
-                      transform=hp.get("transform"), precision=precision)
+                      transform=transform, precision=precision)
 
 
 def load(run_dir_or_checkpoint: str | Path, which: str = "best", *, precision: str | Precision = "auto") -> Forecaster:

@@ -127,6 +127,9 @@ def _write_like_input(obs: Observations, values: np.ndarray, steps: np.ndarray, 
     coords[time_dim] = continue_times(src[time_dim].values, steps) if time_dim in src.coords else steps
     da = xr.DataArray(values, dims=src.dims, coords=coords, attrs=dict(src.attrs), name=obs.variable)
     ds = da.to_dataset()
+    if time_dim in src.coords:  # the input's time attributes and CF encoding (units, calendar)
+        ds[time_dim].attrs.update(src[time_dim].attrs)
+        ds[time_dim].encoding.update({k: v for k, v in src[time_dim].encoding.items() if k in ("units", "calendar")})
     ds.attrs.update(obs.dataset.attrs)
     ds.attrs["varsep_forecast"] = "forecast after the last conditioning window of the input"
     ds.to_netcdf(out)
@@ -141,6 +144,9 @@ def continue_times(t: np.ndarray, steps: np.ndarray) -> np.ndarray:
         last = t[-1].astype("datetime64[ns]")
         delta = (last - t[-2].astype("datetime64[ns]")).astype(np.int64)
         return last + np.round(delta * steps).astype("timedelta64[ns]")
+    if t.dtype == object:  # cftime dates of a CF calendar (360_day, noleap…): steps in their own calendar
+        delta = t[-1] - t[-2]
+        return np.array([t[-1] + delta * float(k) for k in steps], dtype=object)
     return t[-1] + (t[-1] - t[-2]) * steps
 
 
@@ -156,13 +162,19 @@ def predict(run: str | Path | Forecaster, input_path: str | Path, out: str | Pat
     if obs.values.shape[1] < span:
         raise DataError(f"{obs.source}: the model conditions on the last {span} observations, the file holds "
                         f"{obs.values.shape[1]}")
-    if not np.isfinite(obs.values[:, -span:]).all():
+    cond_raw = obs.values[:, -span:]
+    valid = model.valid_mask  # masked cells (land) may hold NaN: they are written back as NaN
+    if valid is not None:
+        cond_raw = np.where(valid, cond_raw, 0).astype(np.float32)
+    if not np.isfinite(cond_raw).all():
         raise DataError(f"{obs.source}: the last {span} observations hold NaN or Inf")
-    cond = model.to_model(obs.values[:, -span:])
+    cond = model.to_model(cond_raw)
     steps = np.arange(1, horizon + 1, dtype=np.float64) if times is None else np.asarray(times, np.float64)
     forecast = model.forecast(cond, times=steps, method=method) if times is not None else \
         model.forecast(cond, horizon)
     raw = model.from_model(np.asarray(forecast))
+    if valid is not None:
+        raw = np.where(valid, raw, np.nan).astype(np.float32)
     out = write_forecast(obs, raw, steps, Path(out))
     if figure and len(model.frame_shape) == 3:
         from varsep.eval import plots

@@ -174,24 +174,15 @@ def test_four_dim_array_is_one_channel_and_npz_variables(tmp_path):
         dataset(kind="array", path=str(tmp_path / "b.npz"), variable="wave")
 
 
-def test_default_network_families(tmp_path, capsys):
-    for size, family in ((64, "dcgan"), (32, "vgg32")):
+def test_default_network_families(tmp_path):
+    for size, family in ((64, "dcgan"), (32, "vgg32"), (48, "dcgan"), (24, "vgg32")):
         np.save(tmp_path / f"s{size}.npy", np.zeros((3, 16, 2, size, size), np.float32))
         ds = dataset(kind="array", path=str(tmp_path / f"s{size}.npy"))
         assert (ds.default_encoder, ds.default_decoder, ds.spec.channels) == (family, family, 2)
-    np.save(tmp_path / "s48.npy", np.zeros((3, 16, 48, 48), np.float32))
-    ds = dataset(kind="array", path=str(tmp_path / "s48.npy"))
-    with pytest.raises(ConfigError, match=r"48×48 pixels have no default network family.*64×64 frames → dcgan"
-                                          r".*32×32 frames → vgg32.*data.resize.*model.encoder"):
-        _ = ds.default_encoder
-    # Through the CLI: a plain message, and no run folder left behind.
-    config = tmp_path / "s48.yaml"
-    config.write_text(yaml.safe_dump({"data": {"kind": "array", "path": str(tmp_path / "s48.npy")}}))
-    assert main(["fit", "-c", str(config), "--run-dir", str(tmp_path / "run"), "--quiet"]) == 2
-    assert "no default network family" in capsys.readouterr().err and not (tmp_path / "run").exists()
+    # 48×48 frames are padded to the dcgan's 64×64 (tests/data/test_fields.py); data.resize stays an option.
     resized = dataset(kind="array", path=str(tmp_path / "s48.npy"), resize=[32, 32])
-    assert resized.default_encoder == "vgg32" and resized.spec.frame_shape == (1, 32, 32)
-    assert resized.test_windows(10).take(np.array([0])).shape == (1, 15, 1, 32, 32)
+    assert resized.default_encoder == "vgg32" and resized.spec.frame_shape == (2, 32, 32)
+    assert resized.test_windows(10).take(np.array([0])).shape == (1, 15, 2, 32, 32)
 
 
 def test_array_resize_averages_like_the_source(tmp_path):
@@ -395,6 +386,8 @@ def test_readme_section_points_at_the_example_and_its_config_is_valid():
     readme = (REPO / "README.md").read_text()
     section = readme[readme.index("## Your own data"):]
     assert "docs/examples/make_example_array.py" in section and "docs/data/custom.md" in section
-    (block,) = re.findall(r"```yaml\n(.*?)```", section, flags=re.DOTALL)
+    block, field = re.findall(r"```yaml\n(.*?)```", section, flags=re.DOTALL)  # "Your own field" second
     data = config_from_dict(yaml.safe_load(block)).data
     assert (data.name, data.kind, data.variable) == ("custom", "netcdf", "temperature")
+    data = config_from_dict(yaml.safe_load(field)).data
+    assert (data.kind, data.path, data.normalization) == ("netcdf", "tos_*.nc", "per_pixel")

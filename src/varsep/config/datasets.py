@@ -25,11 +25,12 @@ SST_TEST_ZONES = (17, 18, 19, 20)  # the paper's evaluation zones
 SST_START_DATE = "2006-12-28"  # day 0 of the zone files when they carry no time coordinate
 CUSTOM_KINDS = {
     "array": ".npy or .npz file of shape (N, T, C, H, W), (N, T, H, W) or (N, T, m)",
-    "netcdf": "NetCDF file (.nc) read with xarray",
+    "netcdf": "NetCDF file (.nc), a glob or list of them, or a folder of them, read lazily with xarray",
     "zarr": "Zarr store (a .zarr folder) read with xarray; needs `pip install varsep[zarr]`",
     "frames": "folder of image files (one sequence) or of sub-folders of images (one sequence each)",
 }
-NORMALIZATIONS = ("none", "minmax", "standard")
+NORMALIZATIONS = ("none", "minmax", "standard", "per_pixel", "climatology")
+CLIMATOLOGY_PERIODS = ("auto", "month", "day")
 
 
 @DATA_CONFIGS.register("waveeq")
@@ -223,7 +224,7 @@ class CustomConfig(DataConfig):
 
     name: str = "custom"
     kind: str | None = None  # array | netcdf | zarr | frames; None: guessed from data.path
-    path: str | None = None  # the file, store or folder (relative to data.root when that is set)
+    path: str | list[str] | None = None  # the file, store or folder; NetCDF: also a glob or a list of files
     variable: str | None = None  # NetCDF/Zarr variable or .npz key (None: the only one in the file)
     time_dim: str | None = None  # NetCDF/Zarr: None = the first dim named time/t, else the first dim
     sequence_dim: str | None = None  # NetCDF/Zarr: None = a dim named sequence/sample/member/… if any
@@ -233,7 +234,8 @@ class CustomConfig(DataConfig):
     cond_frames: int = 5
     pred_frames: int = 10
     test_horizons: list[int] = field(default_factory=lambda: [10])
-    normalization: str = "standard"  # none | minmax | standard, fitted on the training part
+    normalization: str = "standard"  # none | minmax | standard | per_pixel | climatology (training part)
+    climatology_period: str = "auto"  # climatology groups: month, day (of year), auto (from the time step)
     per_channel: bool = True  # statistics per channel (per component for vectors) or over everything
     fill_nan: float | str | None = None  # None: NaN/Inf is an error; a number or "mean": replace them
     split: str = "auto"  # auto (by sequence with several sequences, else by time) | sequence | time
@@ -252,7 +254,8 @@ class CustomConfig(DataConfig):
             raise ConfigError(f"data.kind {self.kind!r} is unknown; kinds: "
                               + "; ".join(f"{k} ({v})" for k, v in CUSTOM_KINDS.items()) + "."
                               + suggest(self.kind, list(CUSTOM_KINDS)))
-        choices = {"normalization": NORMALIZATIONS, "split": ("auto", "sequence", "time")}
+        choices = {"normalization": NORMALIZATIONS, "split": ("auto", "sequence", "time"),
+                   "climatology_period": CLIMATOLOGY_PERIODS}
         for key, valid in choices.items():
             if getattr(self, key) not in valid:
                 raise ConfigError(f"data.{key} must be one of {', '.join(valid)}, got {getattr(self, key)!r}."

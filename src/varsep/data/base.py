@@ -102,6 +102,9 @@ class SequenceDataset(abc.ABC):
     paper_mse_factor: ClassVar[float | None] = None
     # Whether :meth:`paper_compatible` gives the official code's conversion to physical units (SST).
     reports_paper_compatible: ClassVar[bool] = False
+    # Cells of the frame (its shape, True = valid) that hold the field; None: all of them. Invalid cells
+    # (land in ocean data) are 0 in the windows served, and no loss or metric counts them.
+    valid_mask: np.ndarray | None = None
 
     def __init__(self, config: DataConfig) -> None:
         self.config = config

@@ -12,6 +12,12 @@ data range [0, 1]. Every function returns a tensor of the leading shape (...): o
   region where the window fits entirely and over channels. This is scikit-image's
   ``structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1)``
   (checked against it in the tests).
+
+Masks: every function takes an optional ``weight``, shaped like a frame (C, H, W) — or (m,) — with 1 for
+the cells that count and 0 for the others (land, cells outside the field). MSE is then the mean over the
+counted cells, PSNR that of this MSE, and SSIM the mean over the window positions whose centre counts.
+Callers set the uncounted cells to one value in both frames (varsep.eval.scoring), so what they held
+changes no SSIM window either.
 """
 
 from __future__ import annotations
@@ -24,12 +30,16 @@ import torch
 PSNR_CAP = 100.0
 
 
-def mse(pred: torch.Tensor, target: torch.Tensor, *, frame_dims: int = 3, chunk: int = 64) -> torch.Tensor:
+def mse(pred: torch.Tensor, target: torch.Tensor, *, frame_dims: int = 3, chunk: int = 64,
+        weight: torch.Tensor | None = None) -> torch.Tensor:
     """Mean squared error per frame over the last ``frame_dims`` dimensions (3 for C×H×W, 1 for vectors).
 
     In float64, ``chunk`` frames at a time so that the float64 copies stay in the CPU's cache (8× faster
-    than converting whole batches)."""
+    than converting whole batches). ``weight`` (see the module docstring) averages over the counted cells;
+    with ``frame_dims`` 2 and a (C, H, W) weight, each channel over its own cells."""
     _check(pred, target)
+    if weight is not None:
+        return _weighted_mse(pred, target, weight, frame_dims)
     lead = pred.shape[:-frame_dims]
     p = pred.reshape(-1, *pred.shape[len(lead):]).flatten(1)
     t = target.reshape(-1, *target.shape[len(lead):]).flatten(1)
@@ -40,19 +50,28 @@ def mse(pred: torch.Tensor, target: torch.Tensor, *, frame_dims: int = 3, chunk:
     return (out / max(p.shape[1], 1)).view(lead)
 
 
+def _weighted_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, frame_dims: int
+                  ) -> torch.Tensor:
+    w = torch.as_tensor(weight, dtype=torch.float64, device=pred.device)
+    dims = tuple(range(-frame_dims, 0))
+    err = ((pred.double() - target.double()).pow(2) * w).sum(dims)
+    count = w.expand(pred.shape[-w.dim():]).sum(dims)  # per frame, or per channel (frame_dims 2)
+    return err / count.clamp(min=1)
+
+
 PSNR_CHANNELS = ("mean", "pooled")
 
 
 def psnr(pred: torch.Tensor, target: torch.Tensor, *, frame_dims: int = 3, data_range: float = 1.0,
-         channels: str = "mean") -> torch.Tensor:
+         channels: str = "mean", weight: torch.Tensor | None = None) -> torch.Tensor:
     """Peak signal-to-noise ratio per frame, in dB. Frames (…, C, H, W) with C > 1: ``channels="mean"``
     averages the PSNR of each channel (the authors'), ``"pooled"`` is the PSNR of the MSE over all channels
     (≤ the mean, by Jensen's inequality). Vectors (frame_dims 1) and single channels: the same."""
     if channels not in PSNR_CHANNELS:
         raise ValueError(f"channels must be one of {PSNR_CHANNELS}, got {channels!r}")
     if channels == "mean" and frame_dims == 3 and pred.dim() >= 3 and pred.shape[-3] > 1:
-        return psnr_of(mse(pred, target, frame_dims=2), data_range).mean(-1)
-    return psnr_of(mse(pred, target, frame_dims=frame_dims), data_range)
+        return psnr_of(mse(pred, target, frame_dims=2, weight=weight), data_range).mean(-1)
+    return psnr_of(mse(pred, target, frame_dims=frame_dims, weight=weight), data_range)
 
 
 def psnr_of(err: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
@@ -67,13 +86,15 @@ def gaussian_window(size: int = 11, sigma: float = 1.5, dtype: torch.dtype = tor
 
 
 def ssim(pred: torch.Tensor, target: torch.Tensor, *, window: int = 11, sigma: float = 1.5,
-         k1: float = 0.01, k2: float = 0.03, data_range: float = 1.0) -> torch.Tensor:
+         k1: float = 0.01, k2: float = 0.03, data_range: float = 1.0,
+         weight: torch.Tensor | None = None) -> torch.Tensor:
     """Structural similarity per frame (..., C, H, W) → (...), valid region, mean over channels.
 
     ``pred``'s leading dimensions may broadcast to ``target``'s (one frame compared with a whole horizon).
     See :class:`SSIMTarget`, which shares the target's work between several predictions.
     """
-    return SSIMTarget(target, window=window, sigma=sigma, k1=k1, k2=k2, data_range=data_range)(pred)
+    return SSIMTarget(target, window=window, sigma=sigma, k1=k1, k2=k2, data_range=data_range,
+                      weight=weight)(pred)
 
 
 class SSIMTarget:
@@ -92,7 +113,7 @@ class SSIMTarget:
     CHUNK = 64  # frames per pass (64 maps of 64×64 float32 = 1 MiB)
 
     def __init__(self, target: torch.Tensor, *, window: int = 11, sigma: float = 1.5, k1: float = 0.01,
-                 k2: float = 0.03, data_range: float = 1.0) -> None:
+                 k2: float = 0.03, data_range: float = 1.0, weight: torch.Tensor | None = None) -> None:
         if target.dim() < 3:
             raise ValueError(f"ssim needs frames (..., C, H, W), got shape {tuple(target.shape)}")
         c, h, w = target.shape[-3:]
@@ -103,7 +124,15 @@ class SSIMTarget:
         self.rows = _valid_filter(h, window, sigma, target.device)
         self.cols = self.rows if w == h else _valid_filter(w, window, sigma, target.device)
         self.mean, self.centred, self.mu, self.second = self._moments(target.float().reshape(-1, h, w))
-
+        self.centres = None  # per channel, the weights of the window positions (by their centre cell)
+        if weight is not None:
+            wt = torch.as_tensor(weight, dtype=torch.float32, device=target.device).expand(c, h, w)
+            lo = (window - 1) // 2
+            centres = wt[:, lo:lo + h - window + 1, lo:lo + w - window + 1]
+            total = centres.sum((-1, -2), keepdim=True)
+            # A channel without a counted window position falls back to the plain mean.
+            self.centres = torch.where(total > 0, centres / total.clamp(min=1e-12),
+                                       torch.full_like(centres, 1.0 / centres[0].numel()))
     def _blur(self, maps: torch.Tensor) -> torch.Tensor:
         return self.rows.T @ (maps @ self.cols)
 
@@ -146,7 +175,11 @@ class SSIMTarget:
             mu_x, mu_y = mu_a + mean, mu_b + self.mean[lo:hi]
             num = (2 * mu_x * mu_y + self.c1) * (2 * sxy + self.c2)
             den = (mu_x * mu_x + mu_y * mu_y + self.c1) * (sxx_syy + self.c2)
-            out[lo:hi] = (num / den).mean(dim=(-1, -2), dtype=torch.float64)
+            if self.centres is None:
+                out[lo:hi] = (num / den).mean(dim=(-1, -2), dtype=torch.float64)
+            else:
+                weights = self.centres[torch.arange(lo, hi, device=x.device) % frame[0]]
+                out[lo:hi] = (num / den * weights).sum(dim=(-1, -2), dtype=torch.float64)
         return out.view(*lead, frame[0]).mean(-1)
 
 

@@ -22,6 +22,11 @@ Every test window is forecast from its τ+1 conditioning frames; each predicted 
   labelled, never the default.
 - ``mse_paper`` (TaxiBJ): the paper's Table 3 figure, MSE on [0, 1] × 100 × 32 × 32 × 2.
 - ``baseline_*``: the same metric for "repeat the last conditioning frame".
+
+Masks (``dataset.valid_mask``: land in ocean data): every metric counts the valid cells only — MSE is the
+mean over them, PSNR that of this MSE, SSIM the mean over window positions centred on one, and the [0, 1]
+map of non-[0, 1] data takes its min and max over them. Invalid cells are set to 0 in forecast and target
+first, so nothing a model or the data put there changes a number.
 """
 
 from __future__ import annotations
@@ -58,13 +63,16 @@ class FrameScorer:
     definitions: dict[str, str] = field(default_factory=dict)
     with_ssim: bool = True  # SSIM costs ~0.5 ms a frame: it can be skipped when only MSE matters
     psnr_channels: str = "mean"  # several channels: mean of per-channel PSNR (the authors'), or "pooled" MSE
+    valid: np.ndarray | None = None  # the frame's cells that count (dataset.valid_mask), None: all
 
     @classmethod
     def build(cls, dataset: SequenceDataset | None, windows: WindowSet, spec: DataSpec,
               ssim: bool = True) -> FrameScorer:
         probe = windows.take(np.array([0]))
         unit = dataset.unit_interval if dataset is not None else True
-        scorer = cls(dataset, windows, spec, tuple(probe.shape[2:]), unit_interval=bool(unit), with_ssim=ssim)
+        mask = dataset.valid_mask if dataset is not None else None
+        scorer = cls(dataset, windows, spec, tuple(probe.shape[2:]), unit_interval=bool(unit), with_ssim=ssim,
+                     valid=None if mask is None else np.asarray(mask, dtype=bool))
         span = scorer.span
         if dataset is not None:
             scorer.has_physical = dataset.physical(probe[:, span:], windows, np.array([0]), span) is not None
@@ -100,7 +108,8 @@ class FrameScorer:
 
     def _definitions(self) -> dict[str, str]:
         scale = "the model's scale"
-        d = {"mse": f"mean over pixels of squared error, on {scale}"}
+        cells = "valid pixels (the mask's)" if self.valid is not None else "pixels"
+        d = {"mse": f"mean over {cells} of squared error, on {scale}"}
         if self.unit_interval:
             rule = "on the [0, 1] scale (data range 1)"
         else:
@@ -148,27 +157,38 @@ class FrameScorer:
         shared = {} if shared is None else shared
         if guess.shape != target.shape and (self.has_physical or not self.unit_interval):
             guess = guess.expand_as(target)  # converted and rescaled per target frame, like a forecast
-        out = {"mse": metrics.mse(guess.expand_as(target), target, frame_dims=self.frame_dims)}
+        weight = None
+        if self.valid is not None:
+            valid = torch.as_tensor(self.valid, device=target.device)
+            weight = valid.double()
+            guess, target = self._masked(guess), self._masked(target)
+        out = {"mse": metrics.mse(guess.expand_as(target), target, frame_dims=self.frame_dims, weight=weight)}
         if self.paper_factor is not None:
             out["mse_paper"] = out["mse"] * self.paper_factor
         phys_guess = phys_target = None
         if self.has_physical:
-            phys_guess = self._physical(guess, idx, self.span)
+            phys_guess = self._masked(self._physical(guess, idx, self.span))
             if "physical_target" not in shared:
-                shared["physical_target"] = self._physical(target, idx, self.span)
+                shared["physical_target"] = self._masked(self._physical(target, idx, self.span))
             phys_target = shared["physical_target"]
-            out["mse_physical"] = metrics.mse(phys_guess, phys_target, frame_dims=self.frame_dims)
+            out["mse_physical"] = metrics.mse(phys_guess, phys_target, frame_dims=self.frame_dims, weight=weight)
         g, t = guess, target
         if not self.unit_interval:
             g, t = self._rescaled(idx, frames, guess, target, phys_guess, phys_target)
         same_scale = g is guess and t is target  # data on [0, 1]: PSNR is that of the MSE above (one channel)
         out["psnr"] = metrics.psnr_of(out["mse"]) if same_scale and not self.psnr_per_channel else \
-            metrics.psnr(g.expand_as(t), t, frame_dims=self.frame_dims, channels=self.psnr_channels)
+            metrics.psnr(g.expand_as(t), t, frame_dims=self.frame_dims, channels=self.psnr_channels, weight=weight)
         if self.has_ssim:
             if "ssim_target" not in shared:  # the (rescaled) target is the same for every guess
-                shared["ssim_target"] = metrics.SSIMTarget(t)
-            out["ssim"] = shared["ssim_target"](g)
+                shared["ssim_target"] = metrics.SSIMTarget(t, weight=weight)
+            out["ssim"] = shared["ssim_target"](self._masked(g))
         return out
+
+    def _masked(self, frames: torch.Tensor) -> torch.Tensor:
+        """``frames`` with the invalid cells set to 0 (unchanged without a mask)."""
+        if self.valid is None:
+            return frames
+        return frames.masked_fill(~torch.as_tensor(self.valid, device=frames.device), 0)
 
     def _physical(self, frames: torch.Tensor, idx: np.ndarray, offset: int) -> torch.Tensor:
         assert self.dataset is not None
@@ -184,12 +204,18 @@ class FrameScorer:
             cond = torch.cat([self._physical(cond[:, j:j + 1], idx, j * self.spec.time_stride)
                               for j in range(self.spec.cond_frames)], dim=1)
             guess, target = phys_guess, phys_target
-        flat = cond.double().flatten(1)
-        lo, hi = flat.min(1).values, flat.max(1).values
+        cond = cond.double()
+        if self.valid is not None:  # the range of the valid cells only
+            valid = torch.as_tensor(self.valid, device=cond.device)
+            lo = cond.masked_fill(~valid, float("inf")).flatten(1).min(1).values
+            hi = cond.masked_fill(~valid, float("-inf")).flatten(1).max(1).values
+        else:
+            flat = cond.flatten(1)
+            lo, hi = flat.min(1).values, flat.max(1).values
         span = torch.where(hi > lo, hi - lo, torch.ones_like(hi))
         shape = (-1,) + (1,) * (guess.dim() - 1)
         lo, span = lo.view(shape), span.view(shape)
-        return (guess.double() - lo) / span, (target.double() - lo) / span
+        return self._masked((guess.double() - lo) / span), self._masked((target.double() - lo) / span)
 
 
 def headline_mse(result: dict) -> str:

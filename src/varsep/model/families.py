@@ -6,6 +6,11 @@ An encoder builder takes ``(spec, code_dim, model_config, skips)`` and returns a
 builder takes ``(spec, latent, model_config, skip_channels)`` and returns a module mapping a latent
 (N, latent…) and optional skip maps to frames (N, *frame). Adding a family: write its networks in
 varsep.nets, then register one builder of each kind here.
+
+Frames of any size: a family may also register in ``FRAME_SIZES`` the frame size (H', W') it serves for
+frames of h×w (the next size it is built for); :func:`varsep.model.build.build_model` then builds the
+networks for (H', W') and pads their input / crops their output (varsep.nets.pad). A family without an
+entry takes every size as it is (mlp, resnet18).
 """
 
 from __future__ import annotations
@@ -30,15 +35,31 @@ from varsep.nets import (
     VGGLayout,
 )
 from varsep.nets.dcgan import SIZE as DCGAN_SIZE
+from varsep.nets.sst import FACTOR as SST_FACTOR
 from varsep.nets.sst import SSTDecoder, SSTEncoder
 from varsep.nets.sst import code_size as sst_code_size
 from varsep.registry import Registry
 from varsep.spec import DataSpec
 
+SizeRule = Callable[[int, int], tuple[int, int]]
 EncoderBuilder = Callable[..., nn.Module]
 DecoderBuilder = Callable[..., nn.Module]
 ENCODERS: Registry[EncoderBuilder] = Registry("encoder family")
 DECODERS: Registry[DecoderBuilder] = Registry("decoder family")
+FRAME_SIZES: dict[str, SizeRule] = {}  # family → (h, w) ↦ the frame size its networks are built for
+
+
+def served_size(family: str, height: int, width: int) -> tuple[int, int]:
+    """The frame size the networks of ``family`` are built for when the frames are height × width."""
+    rule = FRAME_SIZES.get(family)
+    return (height, width) if rule is None else rule(height, width)
+
+
+def round_up(multiple: int) -> SizeRule:
+    """Sides rounded up to the next multiple of ``multiple`` (a network that pools by that factor)."""
+    def rule(height: int, width: int) -> tuple[int, int]:
+        return -(-height // multiple) * multiple, -(-width // multiple) * multiple
+    return rule
 
 
 def sigmoid_output(cfg: ModelConfig) -> bool:
@@ -66,6 +87,16 @@ def _check_dcgan(spec: DataSpec, role: str) -> None:
     if len(shape) != 3 or shape[1:] != (DCGAN_SIZE, DCGAN_SIZE):
         raise ConfigError(f"the dcgan {role} is built for frames of shape (C, {DCGAN_SIZE}, {DCGAN_SIZE}), got "
                           f"{shape}; choose another model.{role} family for this data")
+
+
+def _dcgan_size(height: int, width: int) -> tuple[int, int]:
+    if height > DCGAN_SIZE or width > DCGAN_SIZE:
+        raise ConfigError(f"the dcgan networks take frames up to {DCGAN_SIZE}×{DCGAN_SIZE} (smaller ones are "
+                          f"padded), got {height}×{width}; choose vgg64_skip (any size) or set data.resize")
+    return DCGAN_SIZE, DCGAN_SIZE
+
+
+FRAME_SIZES["dcgan"] = _dcgan_size
 
 
 @ENCODERS.register("dcgan")
@@ -103,6 +134,9 @@ _register_resnet18("resnet18_linear", "linear")  # stem padding 2, no max-pool, 
 
 
 # ------------------------------------------------------------------------------------------------- sst
+FRAME_SIZES["sst"] = round_up(SST_FACTOR)
+
+
 @ENCODERS.register("sst")
 def _sst_encoder(spec: DataSpec, code_dim: int, cfg: ModelConfig, skips: bool = False) -> nn.Module:
     sst_code_size(spec.frame_shape)
@@ -128,6 +162,7 @@ def _register_vgg(layout: VGGLayout) -> None:
 
     ENCODERS.register(layout.name)(make_encoder)
     DECODERS.register(layout.name)(make_decoder)
+    FRAME_SIZES[layout.name] = round_up(layout.factor)
 
 
 for _layout in (VGG32, VGG64, VGG64_2D):

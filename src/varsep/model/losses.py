@@ -11,6 +11,9 @@ For a training window v_t0 … v_t1 (ν+1 frames) with conditioning window V_τ(
 - L_reg^T = "half_sum": 0.5·Σ_dims T_t0² averaged over the batch (the authors', with λ_T = 1e-3),
             "half_mean": 0.5·mean of T_t0² over all elements (the authors' SST 2-D codes),
             "mean": mean of T_t0² over all elements, "paper": (1/p)‖T_t0‖² (eq. 12).
+
+With a mask (``model.valid_mask``: land, or cells outside the field) L_pred and L_AE are means over the
+valid cells only, and the invalid cells of the windows are set to 0 before anything sees them.
 """
 
 from __future__ import annotations
@@ -35,6 +38,14 @@ def dynamic_regularizer(t0: torch.Tensor, kind: str) -> torch.Tensor:
     if kind == "paper":
         return sq.sum(1).mean() / sq.shape[1]
     raise ValueError(f"unknown L_reg^T definition {kind!r}")
+
+
+def masked_mse(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """Mean of (pred − target)² over the valid cells (``valid``: the frame's shape) of every frame."""
+    if valid is None:
+        return F.mse_loss(pred.float(), target.float())
+    err = (pred.float() - target.float()).pow(2).masked_fill(~valid, 0)
+    return err.sum() / (valid.sum() * (err.numel() // valid.numel()))
 
 
 def content_invariance(first: Content, last: Content, kind: str = "concat") -> torch.Tensor:
@@ -71,6 +82,7 @@ def loss_terms(
     (``model.batch_stats: pooled``) the auto-encoded frame has a call of its own.
     """
     stride = model.time_stride
+    frames = model.mask_frames(frames)
     observed = frames[:, ::stride] if stride > 1 else frames
     length = observed.shape[1]
     cond, first = model.cond_frames, model.first_index
@@ -111,8 +123,8 @@ def loss_terms(
 
     zero = frames.new_zeros((), dtype=torch.float32)
     terms = {
-        "pred": F.mse_loss(forecast.float(), targets.float()),
-        "ae": F.mse_loss(ae_frame.float(), observed[:, i + first].float()) if ae_frame is not None else zero,
+        "pred": masked_mse(forecast, targets, model.valid_mask),
+        "ae": masked_mse(ae_frame, observed[:, i + first], model.valid_mask) if ae_frame is not None else zero,
         "reg_s": content_invariance(content, content_last, weights.s_reg) if use_s else zero,
         "reg_t": dynamic_regularizer(t0, weights.t_reg) if model.uses_content else zero,
     }

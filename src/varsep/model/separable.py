@@ -8,6 +8,11 @@ Time bookkeeping: code number k of a rollout stands for the frame ``first_index 
 (frame 0 = v_t0). With ``reconstruct_cond`` (the official "offset τ+1", default) T_t0 stands for v_t0 and
 the conditioning frames are reconstructed too; without it (SST, Appendix E.4) T_t0 stands for the first
 frame after the conditioning window.
+
+Masks: a model may carry ``valid_mask`` (the frame's shape, True where the field is defined — not land),
+set with :meth:`SeparableModel.set_mask` and saved in its state. Invalid cells are set to 0 in every window
+the encoders see and in every decoded frame, and the losses average over valid cells only, so whatever
+the data hold there changes no loss, gradient or forecast.
 """
 
 from __future__ import annotations
@@ -82,6 +87,23 @@ class SeparableModel(nn.Module):
         self.batch_encoders = not (has_batchnorm(content_encoder) or has_batchnorm(dynamic_encoder))
         self.batch_decoder = not has_batchnorm(decoder)
         self.frame_norm = has_frame_norm(decoder)
+        self.register_buffer("valid_mask", None)  # (*frame) bool; set_mask makes it part of the state
+
+    def set_mask(self, valid: torch.Tensor | None) -> None:
+        """Cells (the frame's shape, True = valid) that the model sees and forecasts; None: every cell."""
+        if valid is not None:
+            valid = torch.as_tensor(valid, dtype=torch.bool)
+            if tuple(valid.shape) != tuple(self.spec.frame_shape):
+                raise ValueError(f"a mask of shape {tuple(valid.shape)} for frames {tuple(self.spec.frame_shape)}")
+            if bool(valid.all()):
+                valid = None
+        self.valid_mask = valid
+
+    def mask_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """``frames`` (…, *frame) with the invalid cells set to 0 (unchanged without a mask)."""
+        if self.valid_mask is None:
+            return frames
+        return frames.masked_fill(~self.valid_mask, 0)
 
     stochastic = False  # the separable model is deterministic (the evaluation asks every model)
 
@@ -118,11 +140,11 @@ class SeparableModel(nn.Module):
     def encode_content(self, window: torch.Tensor) -> Content | None:
         if self.content_encoder is None:
             return None
-        out = self.content_encoder(window)
+        out = self.content_encoder(self.mask_frames(window))
         return Content(out[0], tuple(out[1])) if self.skips else Content(out)
 
     def encode_dynamics(self, window: torch.Tensor) -> torch.Tensor:
-        return self.dynamic_encoder(window)
+        return self.dynamic_encoder(self.mask_frames(window))
 
     def encode(self, cond: torch.Tensor) -> tuple[Content | None, torch.Tensor]:
         """(S, T_t0) from conditioning windows (B, τ+1, *frame)."""
@@ -154,9 +176,9 @@ class SeparableModel(nn.Module):
         if grouped:
             with frame_groups(self.decoder, n):
                 frames = self.decoder(z, skips) if self.skips else self.decoder(z)
-            return frames.view(n, batch, *frames.shape[1:]).transpose(0, 1)
+            return self.mask_frames(frames.reshape(n, batch, *frames.shape[1:]).transpose(0, 1))
         frames = self.decoder(z, skips) if self.skips else self.decoder(z)
-        return frames.view(batch, n, *frames.shape[1:])
+        return self.mask_frames(frames.reshape(batch, n, *frames.shape[1:]))
 
     def decode_frame(self, content: Content | None, code: torch.Tensor) -> torch.Tensor:
         """One frame per sequence (B, *frame) from S and a code T (B, …)."""

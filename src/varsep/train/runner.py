@@ -78,7 +78,7 @@ def fit(config: RunConfig, run_dir: str | Path, *, resume: bool = False, overwri
     if config.trainer.threads is not None:
         torch.set_num_threads(config.trainer.threads)
     task = TrainingTask(config.to_dict(), dataset.spec.to_dict(), config.model.encoder, config.model.decoder,
-                        dataset.value_transform())
+                        dataset.value_transform(), dataset.valid_mask)
     if primary:
         previous = read_info(run_dir) if resume else None
         print(choice.summary())

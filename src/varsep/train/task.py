@@ -24,6 +24,8 @@ from varsep.model.losses import loss_terms
 from varsep.spec import DataSpec
 from varsep.train.stream import TrainStream
 
+STATE_PREFIX = "state:"  # a hyperparameter value naming a tensor of the checkpoint's state_dict
+
 
 class TrainingTask(L.LightningModule):
     """Losses, optimiser and validation of a :class:`~varsep.model.SeparableModel`.
@@ -33,13 +35,25 @@ class TrainingTask(L.LightningModule):
     """
 
     def __init__(self, config: dict[str, Any], spec: dict[str, Any], default_encoder: str = "mlp",
-                 default_decoder: str = "mlp", transform: dict[str, Any] | None = None) -> None:
+                 default_decoder: str = "mlp", transform: dict[str, Any] | None = None,
+                 valid_mask: Any = None) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        # Arrays — the mask (land) and per-cell normalisation statistics — live in the state (buffers), not
+        # in the hyperparameters: a large grid's would bloat hparams.yaml. The hyperparameters name them.
+        plain = None if transform is None else dict(transform)
+        for key, value in (transform or {}).items():
+            if isinstance(value, np.ndarray | torch.Tensor):
+                self.register_buffer(f"transform_{key}", torch.as_tensor(np.asarray(value)))
+                plain[key] = f"{STATE_PREFIX}transform_{key}"  # type: ignore[index]
+        # save_hyperparameters reads this frame's arguments: give it the plain transform, and no mask.
+        transform = plain
+        self.save_hyperparameters(ignore=["valid_mask"])
         self.run_config: RunConfig = config_from_dict(config)
         self.spec = DataSpec.from_dict(spec)
         self.model: SeparableModel = build_model(self.run_config.model, self.spec, default_encoder=default_encoder,
                                                  default_decoder=default_decoder)
+        if valid_mask is not None and self.run_config.model.kind == "separable":
+            self.model.set_mask(torch.as_tensor(np.asarray(valid_mask)))
         # The separable model trains on the paper's objective; a baseline (model.kind) on its method's own.
         self.separable = self.run_config.model.kind == "separable"
         keep_prob = self.run_config.data.keep_prob
@@ -112,7 +126,12 @@ class TrainingTask(L.LightningModule):
         frames = batch["frames"]
         cond, target = self.model.split_window(frames)
         forecast = self.model.forecast(cond, target.shape[1])
-        per_step = (forecast.float() - target.float()).pow(2).flatten(2).mean(2)  # (B, horizon)
+        err = (forecast.float() - target.float()).pow(2)
+        valid = self.model.valid_mask if self.separable else None  # baselines carry no mask
+        if valid is None:
+            per_step = err.flatten(2).mean(2)  # (B, horizon)
+        else:
+            per_step = err.masked_fill(~valid, 0).flatten(2).sum(2) / valid.sum()
         self.val_mse.update(per_step.mean(1))
 
     def on_validation_epoch_end(self) -> None:

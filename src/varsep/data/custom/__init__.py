@@ -7,8 +7,9 @@ data:
   variable: temperature  # NetCDF/Zarr variable, or the array's key in a .npz file
 ```
 
-Reading (varsep.data.custom.read): ``.npy`` files are memory-mapped; ``.npz``, NetCDF and Zarr are loaded
-into memory; images are kept as uint8 and read as [0, 1]. Observations are frames (C, H, W) — (H, W) gets
+Reading (varsep.data.custom.read): ``.npy`` files are memory-mapped; NetCDF and Zarr are read lazily,
+window by window (varsep.data.custom.lazy), NetCDF from one file or several along time; ``.npz`` files are
+loaded; images are kept as uint8 and read as [0, 1]. Observations are frames (C, H, W) — (H, W) gets
 one channel — or vectors (m,).
 
 Splits (varsep.data.custom.split): with several sequences, by sequence (last 10 % test, last 10 % of the
@@ -27,9 +28,13 @@ sequence and time index unless ``fill_nan`` is set. ``resize: [H, W]`` resizes f
 Lanczos filter as they are read; arrays as windows are taken, by area averaging when
 shrinking and bilinear interpolation otherwise.
 
+Masks: cells NaN in every frame (land) are the data set's ``valid_mask``; they are 0 in the windows and
+left out of statistics, losses and metrics. Normalisation may also be ``per_pixel`` or ``climatology``
+(per cell, per month or day of the year: varsep.data.custom.calendar).
+
 Networks: vectors → ``mlp``, 64×64 frames → ``dcgan``, 32×32 frames → ``vgg32``, unless ``model.encoder``
-/ ``model.decoder`` are set; other frame sizes need one of those or ``data.resize``: their
-``default_encoder`` raises a ConfigError saying so, asked for only when the config names no family.
+/ ``model.decoder`` are set; other frame sizes take the smallest family that holds them, padded by the
+model to the size it serves (:func:`default_family`, varsep.nets.pad).
 
 Choices where the specification is silent: statistics are fitted on the training part *without* the
 validation part (validation then measures what a new sequence would see); ``standard`` is the default
@@ -41,6 +46,7 @@ of a time split is one evaluation window; every validation and test window is ke
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -50,8 +56,14 @@ import torch.nn.functional as F
 from varsep.config.datasets import CUSTOM_KINDS as KINDS
 from varsep.config.datasets import CustomConfig
 from varsep.data.base import SequenceDataset, SetSource, WindowSet, WindowSource
-from varsep.data.custom.norm import Normalization, channel_statistics, first_nonfinite
-from varsep.data.custom.read import DataDescription, RawData, guess_kind, read
+from varsep.data.custom.calendar import calendar_groups
+from varsep.data.custom.norm import (
+    Normalization,
+    channel_statistics,
+    group_statistics,
+    scan_nonfinite,
+)
+from varsep.data.custom.read import DataDescription, RawData, guess_kind, netcdf_files, read
 from varsep.data.custom.split import split_sequences, split_time
 from varsep.data.windows import SpanWindows
 from varsep.errors import ConfigError, DataError
@@ -60,11 +72,26 @@ from varsep.spec import DataSpec
 DEFAULT_FAMILIES = {"vectors": "mlp", (64, 64): "dcgan", (32, 32): "vgg32"}
 
 
+def default_family(frame_shape: tuple[int, ...]) -> str:
+    """The network family for observations of ``frame_shape``: the paper's for 32×32 and 64×64 frames;
+    other sizes are padded (varsep.nets.pad) to the next size of the smallest family that takes them —
+    vgg32 (sides up to 32, padded to multiples of 8), dcgan (up to 64, padded to 64×64), else vgg64_skip
+    (padded to multiples of 16)."""
+    if len(frame_shape) == 1:
+        return DEFAULT_FAMILIES["vectors"]
+    size = tuple(frame_shape[1:])
+    if size in DEFAULT_FAMILIES:
+        return DEFAULT_FAMILIES[size]
+    if max(size) <= 32:
+        return "vgg32"
+    return "dcgan" if max(size) <= 64 else "vgg64_skip"
+
+
 class CustomWindows(WindowSet):
     """Windows over row ranges of the data, normalised (and resized) as they are taken."""
 
     def __init__(self, data: RawData, bounds: list[tuple[int, int]], length: int, stride: int,
-                 transform) -> None:
+                 transform: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
         self.spans = SpanWindows.over_segments(data.rows, bounds, length, stride=stride,
                                                scale=data.raw_scale)
         self.description = data.description
@@ -75,7 +102,7 @@ class CustomWindows(WindowSet):
         return len(self.spans)
 
     def take(self, indices: np.ndarray) -> np.ndarray:
-        return self._transform(self.spans.take(indices))
+        return self._transform(self.spans.take(indices), self.rows(indices))
 
     def rows(self, indices: np.ndarray) -> np.ndarray:
         """(n, length) rows of the data behind windows ``indices`` (see DataDescription.locate)."""
@@ -99,10 +126,20 @@ class CustomDataset(SequenceDataset):
     def __init__(self, config: CustomConfig) -> None:
         super().__init__(config)
         path = self._path(config)
-        if not path.exists():
+        files = None
+        if isinstance(config.path, list) or (config.kind in (None, "netcdf") and not path.exists()) \
+                or (config.kind in (None, "netcdf") and path.is_dir()):
+            assert config.path is not None
+            files = netcdf_files(config.path, Path(config.root).expanduser() if config.root else None)
+        if files is not None:
+            if config.kind not in (None, "netcdf"):
+                raise ConfigError(f"data.path names several NetCDF files; data.kind {config.kind} reads one "
+                                  f"path")
+            path = files[0] if len(files) == 1 else files  # type: ignore[assignment]
+        elif not path.exists():
             expected = KINDS[config.kind] if config.kind else "; ".join(KINDS.values())
             raise DataError(f"data.path {path} does not exist; expected a {expected}")
-        kind = config.kind or guess_kind(path)
+        kind = "netcdf" if files is not None else config.kind or guess_kind(path)
         if kind is None:
             raise DataError(f"cannot tell the kind of {path}; set data.kind to one of "
                             + "; ".join(f"{k} ({v})" for k, v in KINDS.items()))
@@ -121,16 +158,13 @@ class CustomDataset(SequenceDataset):
         self._resize = resize is not None and kind != "frames" and resize != stored[1:]
         self.description.resized = self.description.resized or self._resize
         self.normalization: Normalization | None = None
+        self._stored_valid: np.ndarray | None = None  # the mask on the stored frames (before any resize)
+        self.row_groups: np.ndarray | None = None  # climatology: the calendar group of every row
+        self.climatology_period: str | None = None  # climatology: "month" or "day"
         self._check_lengths()
         self._check_finite()
         self._split()
-        stats = channel_statistics(self.data.rows, self.parts["train"], vector=self.spec.is_vector,
-                                   per_channel=config.per_channel, raw_scale=self.data.raw_scale)
-        try:
-            self.normalization = Normalization.fit(config.normalization, stats, vector=self.spec.is_vector,
-                                                   fill=config.fill_nan)
-        except DataError as err:
-            raise DataError(f"{self._source()}: {err}") from None
+        self._fit_normalization()
         self.description.normalization = self.normalization
         # Model values span [0, 1] with min-max scaling (on the training part), and for images read as is.
         self.unit_interval = config.normalization == "minmax" or (config.normalization == "none"
@@ -140,10 +174,10 @@ class CustomDataset(SequenceDataset):
     # --------------------------------------------------------------------------------------- reading
     @staticmethod
     def _path(config: CustomConfig) -> Path:
-        if config.path is None:
+        if config.path is None or config.path == []:
             raise DataError("data.path is not set; point it at your data: a .npy/.npz array, a NetCDF "
                             "file, a Zarr store or a folder of images (see docs/data/custom.md)")
-        path = Path(config.path).expanduser()
+        path = Path(config.path[0] if isinstance(config.path, list) else config.path).expanduser()
         if not path.is_absolute() and config.root is not None:
             path = Path(config.root).expanduser() / path
         return path
@@ -180,13 +214,65 @@ class CustomDataset(SequenceDataset):
                                 f"{needs}")
 
     def _check_finite(self) -> None:
+        """One pass over the data: cells never finite become the mask (land); NaN/Inf elsewhere is an error
+        unless data.fill_nan replaces them."""
+        ever, first_bad = scan_nonfinite(self.data.rows)
+        if not ever.any():
+            raise DataError(f"{self._source()} holds no finite value")
+        if not ever.all():
+            self._stored_valid = ever
         if self.config.fill_nan is not None:
             return
-        row = first_nonfinite(self.data.rows)
-        if row is not None:
+        bad = first_bad[ever]
+        if len(bad) and int(bad.min()) < len(self.data.rows):
+            row = int(bad.min())
             raise DataError(f"{self._source()} holds NaN or Inf at {self._where(row)}; clean the data, "
                             f"or set data.fill_nan to a value (in the data's units) or to 'mean' to replace "
-                            f"them")
+                            f"them (cells NaN in every frame are a mask, e.g. land, and need nothing)")
+
+    @property
+    def valid_mask(self) -> np.ndarray | None:  # type: ignore[override]
+        """Cells of the model's frames that hold the field: those finite in at least one stored frame
+        (resized with the frames: a cell counts when most of its area does). None when every cell does."""
+        if self._stored_valid is None:
+            return None
+        if not self._resize:
+            return self._stored_valid
+        area = F.interpolate(torch.from_numpy(self._stored_valid.astype(np.float32))[None],
+                             size=tuple(self.config.resize), mode="area")[0].numpy()
+        return area >= 0.5
+
+    def _fit_normalization(self) -> None:
+        c = self.config
+        method, train = c.normalization, self.parts["train"]
+        groups = None
+        try:
+            if method in ("per_pixel", "climatology"):
+                stats = channel_statistics(self.data.rows, train, vector=self.spec.is_vector, per_cell=True,
+                                           raw_scale=self.data.raw_scale)
+                if method == "climatology":
+                    self.row_groups, n_groups, self.climatology_period = self._calendar_groups()
+                    groups = group_statistics(self.data.rows, train, self.row_groups, n_groups)
+            else:
+                stats = channel_statistics(self.data.rows, train, vector=self.spec.is_vector,
+                                           per_channel=c.per_channel, raw_scale=self.data.raw_scale)
+            self.normalization = Normalization.fit(method, stats, vector=self.spec.is_vector, fill=c.fill_nan,
+                                                   groups=groups)
+        except DataError as err:
+            raise DataError(f"{self._source()}: {err}") from None
+
+    def _calendar_groups(self) -> tuple[np.ndarray, int, str]:
+        d = self.description
+        times = d.coords.get(d.time_dim)
+        if times is None or not len(times) or np.issubdtype(np.asarray(times).dtype, np.number):
+            raise DataError(f"{self._source()}: normalization climatology needs a time coordinate of dates "
+                            f"(a NetCDF/Zarr time with units such as 'days since …'); use per_pixel instead")
+        per_time, n_groups, period = calendar_groups(times, self.config.climatology_period)
+        seq, t = d.locate(np.arange(len(self.data.rows)))
+        return per_time[t], n_groups, period
+
+    def _groups(self, rows: np.ndarray) -> np.ndarray | None:
+        return None if self.row_groups is None else self.row_groups[rows]
 
     # ---------------------------------------------------------------------------------------- splits
     def _split(self) -> None:
@@ -251,9 +337,11 @@ class CustomDataset(SequenceDataset):
     def spec(self) -> DataSpec:
         return self.make_spec(tuple(self.frame_shape))
 
-    def _transform(self, x: np.ndarray) -> np.ndarray:
+    def _transform(self, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
         if self.normalization is not None:
-            self.normalization.apply(x, len(self.description.frame_shape))
+            self.normalization.apply(x, len(self.description.frame_shape), self._groups(rows))
+        if self._stored_valid is not None:  # land: 0 (whatever the file holds there), before any resize
+            x[..., ~self._stored_valid] = 0
         if self._resize and len(x):
             n, length = x.shape[:2]
             size = tuple(self.config.resize)
@@ -281,37 +369,35 @@ class CustomDataset(SequenceDataset):
                  offset: int) -> np.ndarray:
         """Frames in the data's units: the normalisation reverted with the training statistics."""
         assert self.normalization is not None
-        return self.normalization.physical(frames, len(self.frame_shape))
+        groups = None
+        if self.row_groups is not None:
+            assert isinstance(windows, CustomWindows)
+            groups = self._groups(windows.rows(indices)[:, offset:offset + frames.shape[1]])
+        return self.normalization.physical(frames, len(self.frame_shape), groups)
 
-    def value_transform(self) -> dict:
-        """model = (raw − offset) / scale per channel, raw being the values in the files (0–255 pixels)."""
+    def value_transform(self) -> dict | None:
+        """model = (raw − offset) / scale per channel (or per cell: arrays), raw being the values in the
+        files (0–255 pixels). None with a climatology: the map depends on each frame's date."""
         assert self.normalization is not None
         raw = self.data.raw_scale or 1.0
         norm = self.normalization
+        if norm.climatology is not None:
+            return None
+        if norm.per_cell:
+            return {"kind": "affine", "offset": (norm.shift / raw).astype(np.float32),
+                    "scale": (norm.scale / raw).astype(np.float32), "axis": "frame"}
         return {"kind": "affine", "offset": (norm.shift / raw).tolist(), "scale": (norm.scale / raw).tolist(),
                 "axis": -1 if self.spec.is_vector else -3}
 
     # -------------------------------------------------------------------------------- network family
-    def _default_family(self) -> str | None:
-        if len(self.frame_shape) == 1:
-            return DEFAULT_FAMILIES["vectors"]
-        return DEFAULT_FAMILIES.get(tuple(self.frame_shape[1:]))
-
-    def _family_or_error(self) -> str:
-        if self._family is not None:
-            return self._family
-        h, w = self.frame_shape[1:]
-        raise ConfigError(
-            f"{self._source()}: frames of {h}×{w} pixels have no default network family (defaults: "
-            f"vectors → mlp, 64×64 frames → dcgan, 32×32 frames → vgg32). Set data.resize: [64, 64] or "
-            f"[32, 32], or choose the networks with model.encoder and model.decoder: vgg32 takes sizes "
-            f"divisible by 8, vgg64_skip sizes divisible by 16, mlp any size")
+    def _default_family(self) -> str:
+        return default_family(tuple(self.frame_shape))
 
     @property
     def default_encoder(self) -> str:  # type: ignore[override]
-        """The network family for these data's shape (ConfigError for frame sizes without one)."""
-        return self._family_or_error()
+        """The network family for these data's shape (see :func:`default_family`)."""
+        return self._family
 
     @property
     def default_decoder(self) -> str:  # type: ignore[override]
-        return self._family_or_error()
+        return self._family

@@ -10,7 +10,17 @@ keeps the variance accurate when the mean is large (e.g. temperatures in kelvin)
 - none: shift 0, scale 1 (the values as read; image pixels are read as [0, 1]);
 - minmax: shift = min, scale = max − min, so the training part spans [0, 1] (the default: it matches the
   decoders' final sigmoid);
-- standard: shift = mean, scale = standard deviation (set ``model.final_activation: none`` with it).
+- standard: shift = mean, scale = standard deviation (set ``model.final_activation: none`` with it);
+- per_pixel: shift = each cell's training mean, scale = each cell's standard deviation: the model sees
+  anomalies, and the fixed spatial pattern of a field (warm tropics, cold poles) no longer has to be carried
+  through every forecast step;
+- climatology: shift = each cell's mean over the training frames of the same month (or day) of the year,
+  scale = each cell's standard deviation of these anomalies over the whole training part (one per cell:
+  per-day standard deviations from a few years are noise). Groups without a training frame take the cell's
+  overall mean.
+
+Per-cell statistics of a cell with no finite training value (land, masked by the data set) are shift 0,
+scale 1; the data set sets such cells to 0 after normalising.
 
 A channel that is constant over the training part gets scale 1. NaN/Inf values are left out of the
 statistics and, when ``data.fill_nan`` is set, replaced before normalising (by a value in the data's units
@@ -68,27 +78,73 @@ def _block_statistics(block: np.ndarray, axes: tuple[int, ...]) -> Statistics:
                       np.where(finite, block, -np.inf).max(axis=axes), mean, (dev**2).sum(axis=axes))
 
 
+def _empty(shape: tuple[int, ...]) -> Statistics:
+    zeros = np.zeros(shape)
+    return Statistics(zeros, np.full(shape, np.inf), np.full(shape, -np.inf), zeros, zeros)
+
+
 def channel_statistics(rows: np.ndarray, ranges: Sequence[tuple[int, int]], *, vector: bool,
-                       per_channel: bool = True, raw_scale: float | None = None) -> Statistics:
-    """Statistics of rows ``ranges`` of ``rows`` (R, C, H, W) or (R, m), per channel or overall (1,)."""
+                       per_channel: bool = True, raw_scale: float | None = None, per_cell: bool = False
+                       ) -> Statistics:
+    """Statistics of rows ``ranges`` of ``rows`` (R, C, H, W) or (R, m): per channel, overall (1,), or
+    per cell (``per_cell``: the frame's shape)."""
     frame = rows.shape[1:]
-    if per_channel:
+    if per_cell:
+        axes, shape = (0,), tuple(frame)
+    elif per_channel:
         axes = (0,) if vector else (0, *range(2, 1 + len(frame)))
-        width = frame[0]
+        shape = (frame[0],)
     else:
-        axes, width = tuple(range(1 + len(frame))), 1
-    zeros = np.zeros(width)
-    total = Statistics(zeros, np.full(width, np.inf), np.full(width, -np.inf), zeros, zeros)
-    step = max(1, CHUNK_BYTES // max(1, 8 * int(np.prod(frame))))
+        axes, shape = tuple(range(1 + len(frame))), (1,)
+    total = _empty(shape)
+    for block in _blocks(rows, ranges, raw_scale):
+        part = _block_statistics(block, axes)
+        total = total.merge(Statistics(*(np.reshape(v, shape) for v in (
+            part.count, part.minimum, part.maximum, part.mean, part.m2))))
+    return total
+
+
+def _blocks(rows: np.ndarray, ranges: Sequence[tuple[int, int]], raw_scale: float | None = None,
+            groups: np.ndarray | None = None):
+    """float64 blocks of at most CHUNK_BYTES of rows ``ranges`` (with their groups when given)."""
+    step = max(1, CHUNK_BYTES // max(1, 8 * int(np.prod(rows.shape[1:]))))
     for lo, hi in ranges:
         for a in range(lo, hi, step):
-            block = np.asarray(rows[a:min(a + step, hi)], dtype=np.float64)
+            b = min(a + step, hi)
+            block = np.asarray(rows[a:b], dtype=np.float64)
             if raw_scale is not None:
                 block *= raw_scale
-            part = _block_statistics(block, axes)
-            total = total.merge(Statistics(*(np.reshape(v, width) for v in (
-                part.count, part.minimum, part.maximum, part.mean, part.m2))))
-    return total
+            yield block if groups is None else (block, groups[a:b])
+
+
+def group_statistics(rows: np.ndarray, ranges: Sequence[tuple[int, int]], groups: np.ndarray,
+                     n_groups: int) -> list[Statistics]:
+    """Per-cell statistics of the rows of each group (``groups``: one per row, 0 … n_groups − 1)."""
+    frame = tuple(rows.shape[1:])
+    totals = [_empty(frame) for _ in range(n_groups)]
+    for block, block_groups in _blocks(rows, ranges, groups=groups):
+        for g in np.unique(block_groups):
+            totals[g] = totals[g].merge(_block_statistics(block[block_groups == g], (0,)))
+    return totals
+
+
+def scan_nonfinite(rows: np.ndarray, chunk_bytes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One pass over ``rows`` (R, *frame): (cells finite in at least one row, the first row in which each
+    cell is not finite, R where it never is)."""
+    frame = tuple(rows.shape[1:])
+    ever = np.zeros(frame, dtype=bool)
+    first_bad = np.full(frame, len(rows), dtype=np.int64)
+    if not np.issubdtype(rows.dtype, np.floating):
+        return np.ones(frame, dtype=bool), first_bad
+    step = max(1, (chunk_bytes or CHUNK_BYTES) // max(1, rows.dtype.itemsize * int(np.prod(frame))))
+    for lo in range(0, len(rows), step):
+        finite = np.isfinite(np.asarray(rows[lo:lo + step]))
+        ever |= finite.any(axis=0)
+        bad = ~finite
+        if bad.any():
+            index = np.where(bad.any(axis=0), lo + bad.argmax(axis=0), len(rows))
+            first_bad = np.minimum(first_bad, index)
+    return ever, first_bad
 
 
 def first_nonfinite(rows: np.ndarray, chunk_bytes: int = CHUNK_BYTES) -> int | None:
@@ -114,10 +170,15 @@ class Normalization:
     mean: np.ndarray  # training mean per channel, in the data's units
     vector: bool
     fill: np.ndarray | None = None  # replacement of NaN/Inf per channel, in the data's units
+    per_cell: bool = False  # shift and scale have the frame's shape (per_pixel, climatology)
+    climatology: np.ndarray | None = None  # (groups, *frame): the shift of each group (method climatology)
+    fill_mean: bool = False  # per-cell methods with fill_nan "mean": NaN become 0 after normalising
 
     @classmethod
-    def fit(cls, method: str, stats: Statistics, *, vector: bool, fill: float | str | None = None
-            ) -> Normalization:
+    def fit(cls, method: str, stats: Statistics, *, vector: bool, fill: float | str | None = None,
+            groups: list[Statistics] | None = None) -> Normalization:
+        if method in ("per_pixel", "climatology"):
+            return cls._fit_cells(method, stats, vector=vector, fill=fill, groups=groups)
         empty = np.flatnonzero(stats.count == 0)
         if len(empty):
             raise DataError(f"channel {int(empty[0])} holds no finite value in the training part")
@@ -136,28 +197,66 @@ class Normalization:
         return cls(method, np.asarray(shift, np.float64), np.asarray(scale, np.float64),
                    np.asarray(stats.mean, np.float64), vector, fill_values)
 
+    @classmethod
+    def _fit_cells(cls, method: str, stats: Statistics, *, vector: bool, fill: float | str | None,
+                   groups: list[Statistics] | None) -> Normalization:
+        """Per-cell statistics ``stats`` (the frame's shape); ``groups`` those of each calendar group."""
+        seen = stats.count > 0
+        if not seen.any():
+            raise DataError("the training part holds no finite value")
+        mean = np.where(seen, stats.mean, 0.0)
+        climatology = None
+        if method == "climatology":
+            if not groups:
+                raise ValueError("climatology needs the statistics of each calendar group")
+            climatology = np.stack([np.where(g.count > 0, g.mean, mean) for g in groups])
+            within = sum(g.m2 for g in groups)  # squared deviations from each group's own mean
+            scale = np.sqrt(within / np.maximum(stats.count, 1))
+        else:
+            scale = stats.std
+        scale = np.where(seen & (scale > 0), scale, 1.0)
+        fill_values = None if fill is None or fill == "mean" else np.full(np.shape(mean), float(fill))
+        return cls(method, np.asarray(mean, np.float64), np.asarray(scale, np.float64), np.asarray(mean, np.float64),
+                   vector, fill_values, per_cell=True, climatology=climatology, fill_mean=fill == "mean")
+
     def _broadcast(self, values: np.ndarray, ndim: int) -> np.ndarray:
-        """Per-channel values shaped to broadcast against (..., C, H, W) or (..., m) arrays."""
+        """Per-channel values shaped to broadcast against (..., C, H, W) or (..., m) arrays (per-cell values
+        broadcast as they are)."""
+        if self.per_cell:
+            return values
         return values.reshape(-1) if self.vector else values.reshape(-1, *([1] * (ndim - 1)))
 
-    def apply(self, x: np.ndarray, frame_ndim: int) -> np.ndarray:
-        """Normalise float32 ``x`` (..., *frame) in place (filling NaN/Inf first if asked); returns it."""
+    def _shift(self, frame_ndim: int, groups: np.ndarray | None) -> np.ndarray:
+        if self.climatology is None:
+            return self._broadcast(self.shift, frame_ndim)
+        if groups is None:
+            raise ValueError("climatology normalisation needs the calendar group of every frame")
+        return self.climatology[np.asarray(groups)]
+
+    def apply(self, x: np.ndarray, frame_ndim: int, groups: np.ndarray | None = None) -> np.ndarray:
+        """Normalise float32 ``x`` (..., *frame) in place (filling NaN/Inf first if asked); returns it.
+        ``groups`` (the leading shape of ``x``): each frame's calendar group (climatology only)."""
         if self.fill is not None:
             bad = ~np.isfinite(x)
             if bad.any():
                 np.copyto(x, np.broadcast_to(self._broadcast(self.fill, frame_ndim).astype(x.dtype), x.shape),
                           where=bad)
         if self.method != "none":
-            x -= self._broadcast(self.shift, frame_ndim).astype(x.dtype)
+            x -= self._shift(frame_ndim, groups).astype(x.dtype)
             x /= self._broadcast(self.scale, frame_ndim).astype(x.dtype)
+        if self.fill_mean:  # the cell's own (or its calendar group's) training mean: 0 once normalised
+            np.copyto(x, 0, where=~np.isfinite(x))
         return x
 
-    def physical(self, z: np.ndarray, frame_ndim: int) -> np.ndarray:
+    def physical(self, z: np.ndarray, frame_ndim: int, groups: np.ndarray | None = None) -> np.ndarray:
         """Normalised values (..., *frame) back in the data's units (float64)."""
         z = np.asarray(z, dtype=np.float64)
-        return z * self._broadcast(self.scale, frame_ndim) + self._broadcast(self.shift, frame_ndim)
+        return z * self._broadcast(self.scale, frame_ndim) + self._shift(frame_ndim, groups)
 
     def to_dict(self) -> dict:
         """A JSON-ready record (e.g. for the attributes of written forecasts)."""
+        if self.per_cell:  # per-cell arrays are too large for attributes: say what they are
+            return {"method": self.method, "shift": "per cell", "scale": "per cell",
+                    "fill": "mean" if self.fill_mean else None if self.fill is None else float(self.fill.flat[0])}
         return {"method": self.method, "shift": self.shift.tolist(), "scale": self.scale.tolist(),
                 "fill": None if self.fill is None else self.fill.tolist()}

@@ -8,7 +8,8 @@ written back in the input's layout. Nothing is normalised here (see varsep.data.
 - array: ``.npy`` (memory-mapped, never read whole) or ``.npz`` (loaded), shaped (N, T, C, H, W) frames,
   (N, T, H, W) one-channel frames or (N, T, m) vectors.
 - netcdf / zarr (via xarray; Zarr needs the optional ``zarr`` package): a variable with a time dimension,
-  optionally a sequence dimension, and observation dims (C, H, W), (H, W) or (m,). Loaded into memory.
+  optionally a sequence dimension, and observation dims (C, H, W), (H, W) or (m,). Read lazily, window by
+  window (varsep.data.custom.lazy); NetCDF may be several files (a list, a glob, a folder) along time.
 - frames: a folder of images (one sequence) or a folder of sub-folders (one sequence each), frames in
   natural order of their file names, 8-bit grey or RGB, kept as uint8.
 """
@@ -27,6 +28,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from varsep.config.datasets import CUSTOM_KINDS as KINDS  # the vocabulary of data.kind
+from varsep.data.custom.lazy import LazyRows, Part, time_chunk
 from varsep.data.files import natural_key
 from varsep.errors import DataError
 
@@ -67,6 +69,8 @@ class DataDescription:
     resized: bool = False
     frame_files: list[Path] | None = None  # kind frames: the image file of each row
     normalization: Any = None  # varsep.data.custom_norm.Normalization
+    time_attrs: dict[str, Any] = field(default_factory=dict)  # NetCDF: the time coordinate's (units, calendar…)
+    files: list[Path] | None = None  # several NetCDF files: in time order
 
     @property
     def num_sequences(self) -> int:
@@ -139,10 +143,15 @@ def guess_kind(path: Path) -> str | None:
     return "frames" if path.is_dir() else None
 
 
-def read(kind: str, path: Path, *, variable: str | None = None, time_dim: str | None = None,
+def read(kind: str, path: Path | list[Path], *, variable: str | None = None, time_dim: str | None = None,
          sequence_dim: str | None = None, channel_dim: str | None = None, channels: int | None = None,
          resize: tuple[int, int] | None = None) -> RawData:
-    """Open ``path`` as ``kind`` (see the module docstring)."""
+    """Open ``path`` as ``kind`` (see the module docstring); NetCDF may be a list of files."""
+    if isinstance(path, list):
+        if kind != "netcdf":
+            raise DataError(f"several files are read for kind netcdf only, not {kind}")
+        return read_xarray(kind, path, variable, time_dim=time_dim, sequence_dim=sequence_dim,
+                           channel_dim=channel_dim)
     if not path.exists():
         raise DataError(f"data.path {path} does not exist; expected a {KINDS[kind]}")
     if kind == "array":
@@ -237,66 +246,156 @@ def _pick(dims: tuple[str, ...], given: str | None, names: tuple[str, ...], sett
     return next((d for d in dims if d.lower() in names), None)
 
 
-def read_xarray(kind: str, path: Path, variable: str | None, *, time_dim: str | None = None,
+def netcdf_files(setting: str | list[str], root: Path | None = None) -> list[Path] | None:
+    """The NetCDF files ``data.path`` names when it is a list, a glob or a folder of NetCDF files (in name
+    order; read_xarray puts them in time order), or None for a single file or store."""
+    def full(p: str) -> Path:
+        path = Path(p).expanduser()
+        return root / path if root is not None and not path.is_absolute() else path
+
+    if isinstance(setting, list | tuple):
+        files = [full(p) for p in setting]
+        missing = [str(f) for f in files if not f.exists()]
+        if missing:
+            raise DataError(f"data.path lists {missing[0]}, which does not exist")
+        return files
+    if any(ch in setting for ch in "*?["):
+        pattern = full(setting)
+        files = sorted(pattern.parent.glob(pattern.name), key=lambda p: natural_key(p.name))
+        if not files:
+            raise DataError(f"data.path {setting} matches no file")
+        return files
+    path = full(setting)
+    if path.is_dir() and guess_kind(path) != "zarr":
+        files = sorted((p for p in path.iterdir() if p.suffix.lower() in NETCDF_SUFFIXES
+                        and not p.name.startswith(".")), key=lambda p: natural_key(p.name))
+        return files or None
+    return None
+
+
+def read_xarray(kind: str, path: Path | list[Path], variable: str | None, *, time_dim: str | None = None,
                 sequence_dim: str | None = None, channel_dim: str | None = None) -> RawData:
-    with open_xarray(kind, path) as ds:
-        names = [str(v) for v in ds.data_vars]
-        if variable is None:
-            if len(names) != 1:
-                raise DataError(f"{path} holds the variables {', '.join(names) or 'none'}; set data.variable "
-                                f"to the one to train on")
-            variable = names[0]
-        if variable not in ds.data_vars:
-            raise DataError(f"{path}: variable {variable!r} missing; the file holds "
-                            f"{', '.join(names) or 'no data variable'}")
-        da = ds[variable]
-        where = f"{path}: variable {variable!r}"
-        dims = tuple(str(d) for d in da.dims)
-        seq = _pick(dims, sequence_dim, SEQUENCE_NAMES, "sequence_dim", where)
-        tdim = _pick(dims, time_dim, TIME_NAMES, "time_dim", where)
-        if tdim is None:
-            tdim = next((d for d in dims if d != seq), None)
-        if tdim is None or tdim == seq:
-            raise DataError(f"{where} has dims {dims}; expected a time dimension (set data.time_dim)")
-        obs = [d for d in dims if d not in (seq, tdim)]
-        if channel_dim is not None:
-            if channel_dim not in obs:
-                raise DataError(f"{where}: data.channel_dim {channel_dim!r} is not one of its observation "
-                                f"dims {', '.join(obs) or '(none)'}")
-            obs.remove(channel_dim)
-            obs.insert(0, channel_dim)
-        if not 1 <= len(obs) <= 3:
-            raise DataError(f"{where} has dims {dims} and shape {tuple(da.shape)}; expected ([sequence,] "
-                            f"time, C, H, W), ([sequence,] time, H, W) or ([sequence,] time, m) — found "
-                            f"{len(obs)} dims besides time{' and ' + seq if seq else ''}")
-        if np.iscomplexobj(da) or not (np.issubdtype(da.dtype, np.number) or da.dtype == bool):
-            raise DataError(f"{where} holds {da.dtype} values; expected real numbers")
-        order = ([seq] if seq else []) + [tdim, *obs]
-        try:
-            values = np.asarray(da.transpose(*order).values, dtype=np.float32)
-        except Exception as err:  # a truncated file fails only when its data are read
-            raise DataError(f"{path}: variable {variable!r} cannot be read ({type(err).__name__}: "
-                            f"{err})") from None
-        coords = {d: np.asarray(ds[d].values) for d in order if d in ds.coords and ds[d].ndim == 1}
-        attrs, file_attrs = dict(da.attrs), dict(ds.attrs)
-    if not seq:
-        values = values[None]
-    n, t = values.shape[:2]
+    """A variable of one file/store or of several NetCDF files along time, read lazily (varsep.data.custom.lazy).
+
+    Several files must hold the same variable with the same dims, observation shape and coordinates; they
+    are put in time order (by their first time) and must not overlap. The time coordinate keeps its
+    calendar (cftime dates for 360_day, noleap…) and its attributes, for forecasts written back."""
+    paths = list(path) if isinstance(path, list | tuple) else [path]
+    opened = [_open_variable(kind, p, variable, time_dim, sequence_dim, channel_dim) for p in paths]
+    first = opened[0]
+    for other in opened[1:]:
+        _check_same(first, other)
+    if len(opened) > 1:
+        opened = _in_time_order(opened)
+    da, tdim, seq, obs = first["da"], first["tdim"], first["seq"], first["obs"]
+    where = first["where"]
+    lengths_t = [int(o["da"].sizes[tdim]) for o in opened]
+    t = sum(lengths_t)
+    n = int(da.sizes[seq]) if seq else 1
     if n == 0 or t == 0:
         raise DataError(f"{where} has shape {tuple(da.shape)}: no sequence or no time step")
-    rows = values.reshape(n * t, *values.shape[2:])
+    parts = [Part(o["da"], tdim, seq, (tdim, *obs), time_chunk(o["da"], tdim), o["where"]) for o in opened]
+    # Rows are sequence-major; within a sequence the files follow each other in time order.
+    part_of_t = np.repeat(np.arange(len(parts)), lengths_t)
+    time_in_part = np.concatenate([np.arange(k) for k in lengths_t])
+    row_part = np.tile(part_of_t, n).astype(np.int32)
+    row_time = np.tile(time_in_part, n).astype(np.int64)
+    row_seq = np.repeat(np.arange(n), t).astype(np.int32)
+    obs_shape = tuple(int(da.sizes[d]) for d in obs)
     added = len(obs) == 2
-    if added:
-        rows = rows[:, None]
+    frame_shape = (1, *obs_shape) if added else obs_shape
+    rows = LazyRows(parts, row_part, row_seq, row_time, frame_shape, added)
+    coords = dict(first["coords"])
+    if tdim in coords:
+        coords[tdim] = np.concatenate([o["coords"][tdim] for o in opened])
     seq_coord = coords.get(seq) if seq else None
     names_ = ([f"{seq} {v}" for v in seq_coord] if seq_coord is not None else
-              [f"{seq} {i}" for i in range(n)] if seq else [variable])
+              [f"{seq} {i}" for i in range(n)] if seq else [first["variable"]])
     description = DataDescription(
-        kind=kind, source=path, variable=variable, time_dim=tdim, sequence_dim=seq, frame_dims=tuple(obs),
-        frame_shape=tuple(rows.shape[1:]), starts=np.arange(n, dtype=np.int64) * t,
-        lengths=np.full(n, t, dtype=np.int64), sequence_names=names_, coords=coords, attrs=attrs,
-        file_attrs=file_attrs, channel_added=added)
+        kind=kind, source=paths[0] if len(paths) == 1 else paths[0].parent, variable=first["variable"],
+        time_dim=tdim, sequence_dim=seq, frame_dims=tuple(obs), frame_shape=frame_shape,
+        starts=np.arange(n, dtype=np.int64) * t, lengths=np.full(n, t, dtype=np.int64), sequence_names=names_,
+        coords=coords, attrs=first["attrs"], file_attrs=first["file_attrs"], channel_added=added,
+        time_attrs=first["time_attrs"], files=[o["path"] for o in opened] if len(opened) > 1 else None)
     return RawData(rows, description)
+
+
+def _open_variable(kind: str, path: Path, variable: str | None, time_dim: str | None, sequence_dim: str | None,
+                   channel_dim: str | None) -> dict[str, Any]:
+    """One file's variable, lazily, with its dims sorted out (everything read_xarray needs of it)."""
+    ds = open_xarray(kind, path)
+    names = [str(v) for v in ds.data_vars]
+    if variable is None:
+        if len(names) != 1:
+            raise DataError(f"{path} holds the variables {', '.join(names) or 'none'}; set data.variable "
+                            f"to the one to train on")
+        variable = names[0]
+    if variable not in ds.data_vars:
+        raise DataError(f"{path}: variable {variable!r} missing; the file holds "
+                        f"{', '.join(names) or 'no data variable'}")
+    da = ds[variable]
+    where = f"{path}: variable {variable!r}"
+    dims = tuple(str(d) for d in da.dims)
+    seq = _pick(dims, sequence_dim, SEQUENCE_NAMES, "sequence_dim", where)
+    tdim = _pick(dims, time_dim, TIME_NAMES, "time_dim", where)
+    if tdim is None:
+        tdim = next((d for d in dims if d != seq), None)
+    if tdim is None or tdim == seq:
+        raise DataError(f"{where} has dims {dims}; expected a time dimension (set data.time_dim)")
+    obs = [d for d in dims if d not in (seq, tdim)]
+    if channel_dim is not None:
+        if channel_dim not in obs:
+            raise DataError(f"{where}: data.channel_dim {channel_dim!r} is not one of its observation "
+                            f"dims {', '.join(obs) or '(none)'}")
+        obs.remove(channel_dim)
+        obs.insert(0, channel_dim)
+    if not 1 <= len(obs) <= 3:
+        raise DataError(f"{where} has dims {dims} and shape {tuple(da.shape)}; expected ([sequence,] "
+                        f"time, C, H, W), ([sequence,] time, H, W) or ([sequence,] time, m) — found "
+                        f"{len(obs)} dims besides time{' and ' + seq if seq else ''}")
+    if np.iscomplexobj(np.zeros(0, da.dtype)) or not (np.issubdtype(da.dtype, np.number) or da.dtype == bool):
+        raise DataError(f"{where} holds {da.dtype} values; expected real numbers")
+    order = ([seq] if seq else []) + [tdim, *obs]
+    coords = {d: np.asarray(ds[d].values) for d in order if d in ds.coords and ds[d].ndim == 1}
+    time_attrs: dict[str, Any] = {}
+    if tdim in ds.coords:
+        time_attrs = {**ds[tdim].attrs, **{k: v for k, v in ds[tdim].encoding.items() if k in ("units", "calendar")}}
+    return {"path": path, "da": da, "where": where, "variable": variable, "tdim": tdim, "seq": seq, "obs": obs,
+            "coords": coords, "attrs": dict(da.attrs), "file_attrs": dict(ds.attrs), "time_attrs": time_attrs}
+
+
+def _check_same(a: dict[str, Any], b: dict[str, Any]) -> None:
+    """Two files of one data set: the same variable, dims, observation shape and coordinates."""
+    da, db = a["da"], b["da"]
+    if (a["variable"], a["tdim"], a["seq"], a["obs"]) != (b["variable"], b["tdim"], b["seq"], b["obs"]):
+        raise DataError(f"{b['path']} does not match {a['path']}: variable {b['variable']!r} with dims "
+                        f"{tuple(db.dims)} against {a['variable']!r} with {tuple(da.dims)}")
+    for dim in [*([a["seq"]] if a["seq"] else []), *a["obs"]]:
+        if da.sizes[dim] != db.sizes[dim]:
+            raise DataError(f"{b['path']} does not match {a['path']}: {dim} has {db.sizes[dim]} entries "
+                            f"against {da.sizes[dim]}")
+        ca, cb = a["coords"].get(dim), b["coords"].get(dim)
+        if (ca is None) != (cb is None) or (ca is not None and not np.array_equal(ca, cb)):
+            raise DataError(f"{b['path']} does not match {a['path']}: the {dim} coordinates differ")
+    cal_a, cal_b = a["time_attrs"].get("calendar"), b["time_attrs"].get("calendar")
+    if cal_a != cal_b:
+        raise DataError(f"{b['path']} uses the calendar {cal_b!r} and {a['path']} {cal_a!r}; one data set "
+                        f"needs one calendar")
+
+
+def _in_time_order(opened: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Files sorted by their first time; a DataError when two overlap (or a file has no time coordinate)."""
+    tdim = opened[0]["tdim"]
+    missing = [o["path"] for o in opened if tdim not in o["coords"] or len(o["coords"][tdim]) == 0]
+    if missing:
+        raise DataError(f"{missing[0]} has no {tdim} coordinate; several files are put in time order by it")
+    ordered = sorted(opened, key=lambda o: o["coords"][tdim][0])
+    for prev, nxt in zip(ordered[:-1], ordered[1:], strict=True):
+        last, first = prev["coords"][tdim][-1], nxt["coords"][tdim][0]
+        if not last < first:
+            raise DataError(f"{nxt['path']} overlaps {prev['path']} in time: it starts at {first}, before "
+                            f"or at {last}, where {prev['path'].name} ends")
+    return ordered
 
 
 # ------------------------------------------------------------------------------------- image folders
