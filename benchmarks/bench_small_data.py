@@ -101,7 +101,7 @@ class StepClock:
         self.callback = _Callback()
 
     def intervals(self) -> list[float]:
-        return [b - a for a, b in zip(self.ends, self.ends[1:])]
+        return [b - a for a, b in zip(self.ends, self.ends[1:], strict=False)]
 
 
 def main() -> None:
@@ -134,7 +134,8 @@ def main() -> None:
         intervals = clock.intervals()
         median, mean = statistics.median(intervals), statistics.fmean(intervals)
         out = {"benchmark": "small data set: per-step overhead outside the model", "hardware": hardware(),
-               "frames": args.frames, "grid": [37, 49], "epochs": args.epochs, "batch_size": args.batch_size, "steps": len(intervals) + 1,
+               "frames": args.frames, "grid": [37, 49], "epochs": args.epochs,
+               "batch_size": args.batch_size, "steps": len(intervals) + 1,
                "fit_seconds": round(wall, 2), "startup_seconds": round(clock.ends[0] - start, 2),
                "model_seconds_per_step": round(model, 4),
                "loop_seconds_per_step_median": round(median, 4),
