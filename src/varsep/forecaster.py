@@ -15,6 +15,7 @@ raw values when the run recorded a value transform (see ``varsep predict``).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -184,4 +185,9 @@ def load(run_dir_or_checkpoint: str | Path, which: str = "best", *, precision: s
     ``precision``: "auto" (bf16 autocast where the hardware runs it natively and faster), "32" or "bf16"."""
     path = Path(run_dir_or_checkpoint)
     checkpoint = path if path.is_file() else find_checkpoint(path, which)
-    return load_checkpoint(checkpoint, precision=precision)
+    loaded = load_checkpoint(checkpoint, precision=precision)
+    if which == "best" and not path.is_file() and checkpoint.name != "best.ckpt":
+        # said, not silent: these weights were never chosen by a validation score
+        warnings.warn(f"{path} has no best.ckpt (no validation ran yet): using {checkpoint.name}, the weights of "
+                      f"step {loaded.step}", stacklevel=2)
+    return loaded
