@@ -42,8 +42,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
-def _one_line_warning(message, category, filename, lineno, line=None) -> str:
-    return f"warning: {message}\n"
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings meant for users, as one line each (not Python's file:line: Category: form)."""
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: varsep {args.command}: unrecognized arguments: {' '.join(extra)} "
               f"(see varsep {args.command} --help)", file=sys.stderr)
         return 2
-    shown = warnings.formatwarning
-    warnings.formatwarning = _one_line_warning
+    shown = warnings.showwarning
+    warnings.showwarning = _one_line_warning
     try:
         module.run(args, extra)
     except VarsepError as err:
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 130
     finally:
-        warnings.formatwarning = shown
+        warnings.showwarning = shown
     return 0
 
 

@@ -24,8 +24,8 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from varsep.config import RunConfig, config_from_dict, load_config, read_yaml
 from varsep.data import build_dataset
 from varsep.data.base import SequenceDataset
-from varsep.errors import ConfigError, Interrupted
-from varsep.guards import short_repr
+from varsep.errors import ConfigError, Interrupted, VarsepError
+from varsep.guards import check_fits_in_memory, short_repr
 from varsep.precision import ENV_RESOLVED, accelerator_device, resolve_precision
 from varsep.runs import CONFIG_FILE, INFO_FILE, read_info
 from varsep.registry import suggest
@@ -107,8 +107,8 @@ def _fit(config: RunConfig, run_dir: Path, *, resume: bool, overwrite: bool, pro
             except ConfigError:
                 trained_config = None
             if trained_config is not None:
-                _check_resumable(trained_config, config, against=f"its checkpoint {ckpt.name} (was "
-                                 f"{CONFIG_FILE} edited?)")
+                _check_resumable(trained_config, config, against=f"checkpoint {ckpt.name} (was {CONFIG_FILE} "
+                                 f"edited?)")
         del state
     choice = resolve_precision(config.trainer.precision, accelerator_device(config.trainer.accelerator))
     # Build the model before anything is written, so a setting it cannot take costs no run folder.
@@ -167,7 +167,7 @@ def _fit(config: RunConfig, run_dir: Path, *, resume: bool, overwrite: bool, pro
     try:
         with quiet_lightning():
             trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt)
-    except SystemExit as stop:  # Lightning ends Ctrl-C with sys.exit(1), SIGTERM with a SystemExit of 0
+    except SystemExit:  # Lightning ends Ctrl-C with sys.exit(1), SIGTERM with a SystemExit of 0
         if last.interrupted_by is None:
             raise
         raise _interrupted(last, run_dir) from None
@@ -196,7 +196,23 @@ def _holds_run(run_dir: Path) -> bool:
 
 
 def _build_task(config: RunConfig, dataset: SequenceDataset) -> TrainingTask:
-    """The LightningModule; settings too large for this machine's memory are a ConfigError, not a crash."""
+    """The LightningModule; settings too large for this machine's memory are a ConfigError, not a crash.
+
+    The networks are first built on PyTorch's meta device (shapes, no memory) to count their parameters:
+    weights, gradients and Adam's two moments must fit in the memory available."""
+    try:
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):
+            probe = TrainingTask(config.to_dict(), dataset.spec.to_dict(), config.model.encoder,
+                                 config.model.decoder, dataset.value_transform())
+        count = sum(p.numel() for p in probe.parameters())
+        del probe
+    except VarsepError:
+        raise
+    except Exception:  # a network that cannot be built on the meta device: the real build below decides
+        count = None
+    if count is not None:
+        check_fits_in_memory(16 * count, f"this model ({count / 1e6:,.4g} M parameters: weights, gradients and "
+                             f"Adam's moments)", "lower model.width, model.s_dim, model.t_dim or the hidden sizes")
     try:
         return TrainingTask(config.to_dict(), dataset.spec.to_dict(), config.model.encoder, config.model.decoder,
                             dataset.value_transform())
