@@ -25,7 +25,6 @@ from varsep.baselines.simvp import SimVP
 from varsep.baselines.tau import TAU, differential_divergence, drop_path
 
 
-
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
     """Tiny tensors: one thread for this module only (a module-level call would leak into every later test)."""

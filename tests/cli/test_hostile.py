@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
@@ -20,13 +19,12 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
+from conftest import TINY_MODEL
 
 import varsep
 from varsep.cli import main
 from varsep.errors import ConfigError
 from varsep.storage import safe_torch_load
-
-from conftest import TINY_MODEL
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
@@ -126,7 +124,7 @@ SETTINGS = {
     "unknown accelerator": (["--trainer.accelerator", "quantum"], "trainer.accelerator must be one of"),
     "unknown strategy": (["--trainer.strategy", "magic"], "trainer.strategy 'magic' is unknown"),
     "absurd width": (["--model.width", str(10**7)], "memory"),
-    "absurd code size": (["--model.t_dim", str(10**13)], "memory"),
+    "absurd code size": (["--model.t_dim", str(10**13), "--model.s_dim", str(10**13)], "memory"),
     "absurd hidden layer": (["--model.decoder_hidden", f"[{10**6}, {10**6}]"], "memory"),
     "setting under a value": (["--model.width.x", "1"], "cannot set model.width.x: width is a value"),
     "broken YAML value": (["--model.encoder_hidden", "[1, 2"], "is not valid YAML"),
@@ -176,7 +174,8 @@ def _fake_run_without_provenance(path: Path) -> Path:
 
 RUN_DIRS = {
     "a folder of the user's files": (lambda t: _user_folder(t / "thesis"), ["--overwrite"],
-                                     "is not a varsep run folder, so --overwrite will not delete it"),
+                                     "is not a varsep run folder (with the run.json and config.yaml varsep "
+                                     "writes), so --overwrite will not delete it"),
     "a data folder": (lambda t: Path(shutil.copytree(t.parent / "data-src", t / "data")), ["--overwrite"],
                       "is not a varsep run folder"),
     "a run.json not written by varsep": (lambda t: _fake_run_without_provenance(t / "fake"), ["--overwrite"],

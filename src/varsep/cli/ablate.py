@@ -15,7 +15,8 @@ TAKES_SETTINGS = True
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--config", required=True, help="YAML file, or a packaged config name")
-    p.add_argument("--budget-steps", type=positive_int, help="optimiser steps per variant (default: the config's schedule)")
+    p.add_argument("--budget-steps", type=positive_int,
+                   help="optimiser steps per variant (default: the config's schedule)")
     p.add_argument("--run-root", type=Path, help="folder of the variants' runs (default: runs/ablation-<config>)")
     p.add_argument("--variants", help="comma-separated subset of: full, without_s, lambda_ae_0, lambda_s_0, "
                                       "lambda_t_0, gru (default: all)")

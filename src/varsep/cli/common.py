@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
+
 def positive_int(text: str) -> int:
     """An argparse type: an integer ≥ 1 (a clear one-line error otherwise)."""
     try:

@@ -26,12 +26,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: list[str]) -> None:
     from varsep.config import parse_override_args
     from varsep.data import build_dataset
+    from varsep.errors import ConfigError
     from varsep.eval import evaluate, summary_lines
     from varsep.forecaster import load
-    from varsep.train import resume_config
-
-    from varsep.errors import ConfigError
     from varsep.guards import check_writable_folder
+    from varsep.train import resume_config
 
     overrides = parse_override_args(settings)
     run_dir = Path(args.run_dir)

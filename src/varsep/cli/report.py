@@ -17,12 +17,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: list[str]) -> None:
+    from varsep.errors import ConfigError
     from varsep.eval import plots
     from varsep.eval.scoring import mse_label
-    from varsep.eval.tables import compare_runs, report_curves
-
-    from varsep.errors import ConfigError
-    from varsep.eval.tables import find_metrics
+    from varsep.eval.tables import compare_runs, find_metrics, report_curves
     from varsep.guards import check_not_an_input
 
     labels = [t.strip() for t in args.labels.split(",")] if args.labels else None

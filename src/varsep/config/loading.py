@@ -80,6 +80,15 @@ def _count_nodes(node: yaml.Node, source: str) -> None:
                 stack.extend((key, value))
 
 
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """PyYAML's multi-line report as one line: where, what, and in what."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    context = getattr(err, "context", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{problem}" + (f" ({context})" if context else "")
+
+
 def parse_yaml(text: str, source: str | None = None) -> Any:
     """YAML text → Python values: safe types only, duplicate keys and alias bombs refused (ConfigError)."""
     loader = _StrictLoader(text)
@@ -93,7 +102,7 @@ def parse_yaml(text: str, source: str | None = None) -> Any:
         return loader.construct_document(node)
     except yaml.YAMLError as err:
         raise ConfigError(f"{source + ' is not valid YAML' if source else 'not valid YAML'}: "
-                          f"{short_repr(str(err)) if len(str(err)) > 400 else err}") from None
+                          f"{_yaml_problem(err)}") from None
     finally:
         loader.dispose()
 
@@ -288,8 +297,6 @@ def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str,
                 child = node[part] = {}
             elif not isinstance(child, dict):
                 raise ConfigError(f"cannot set {dotted}: {part} is a value, not a section")
-        if not isinstance(node, dict):  # pragma: no cover - guarded above
-            raise ConfigError(f"cannot set {dotted}")
             node = child
         node[parts[-1]] = parse_yaml(value, f"--{dotted}") if isinstance(value, str) else value
     return raw

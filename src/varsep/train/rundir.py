@@ -94,8 +94,8 @@ def check_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
         check_writable_folder(run_dir, "run folder")
         return
     if overwrite:
-        check_replaceable(run_dir, recognised=lambda p: is_run_folder(p) or not _holds_files(p), what="a varsep run folder (with the run.json and "
-                          "config.yaml varsep writes)")
+        check_replaceable(run_dir, recognised=lambda p: is_run_folder(p) or not _holds_files(p),
+                          what="a varsep run folder (with the run.json and config.yaml varsep writes)")
     elif run_dir.exists() and _holds_files(run_dir):
         raise ConfigError(f"run folder {run_dir} already exists; continue it with --resume, "
                           f"or start over with --overwrite (deletes it)")

@@ -27,8 +27,8 @@ from varsep.data.base import SequenceDataset
 from varsep.errors import ConfigError, Interrupted, VarsepError
 from varsep.guards import check_fits_in_memory, short_repr
 from varsep.precision import ENV_RESOLVED, accelerator_device, resolve_precision
-from varsep.runs import CONFIG_FILE, INFO_FILE, read_info
 from varsep.registry import suggest
+from varsep.runs import CONFIG_FILE, INFO_FILE, read_info
 from varsep.storage import safe_torch_load
 from varsep.train.callbacks import LastCheckpoint
 from varsep.train.datamodule import SequenceDataModule
@@ -211,7 +211,7 @@ def _build_task(config: RunConfig, dataset: SequenceDataset) -> TrainingTask:
     except Exception:  # a network that cannot be built on the meta device: the real build below decides
         count = None
     if count is not None:
-        check_fits_in_memory(16 * count, f"this model ({count / 1e6:,.4g} M parameters: weights, gradients and "
+        check_fits_in_memory(16 * count, f"this model ({count:,} parameters: weights, gradients and "
                              f"Adam's moments)", "lower model.width, model.s_dim, model.t_dim or the hidden sizes")
     try:
         return TrainingTask(config.to_dict(), dataset.spec.to_dict(), config.model.encoder, config.model.decoder,

@@ -336,10 +336,8 @@ def read_image(path: Path, channels: int, size: tuple[int, int] | None, *, deep:
         with Image.open(path) as img:
             img.load()
             sixteen = img.mode in DEEP_MODES
-            if deep and sixteen:
-                img = img.convert("I")  # 32-bit integers: PIL resizes these, and no value is clipped
-            else:
-                img = img.convert("L" if channels == 1 else "RGB")
+            # 16-bit grey as 32-bit integers: PIL resizes these, and no value is clipped
+            img = img.convert("I" if deep and sixteen else "L" if channels == 1 else "RGB")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise DataError(f"{path} is not a readable image ({err})") from None
     if size is not None and img.size != (size[1], size[0]):
