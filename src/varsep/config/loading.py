@@ -195,7 +195,8 @@ def build_section(cls: type, values: dict[str, Any] | None, where: str) -> Any:
     unknown = [k for k in values if k not in valid]
     if unknown:
         key = str(unknown[0])
-        raise ConfigError(f"unknown setting {where}.{short_repr(key)}.{suggest(key, valid)} "
+        shown = key if len(key) <= 60 else key[:57] + "…"
+        raise ConfigError(f"unknown setting {where}.{shown}.{suggest(key, valid)} "
                           f"Valid keys of {where}: {', '.join(valid)}")
     kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in values.items()}
     return cls(**kwargs)
