@@ -540,6 +540,7 @@ SIGNAL_SCRIPT = """
     from varsep.cli import main
 
     torch.set_num_threads(2)  # the arithmetic of the in-process reference run
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # a shell's background job starts with it ignored
     build = runner.build_trainer
 
     class SignalAt(Callback):

@@ -194,6 +194,7 @@ CTRL_C_SCRIPT = """
 
     from varsep.errors import Interrupted
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # a shell's background job starts with it ignored
     config = config_from_dict(yaml.safe_load(open(sys.argv[1])))
     try:
         fit(config, sys.argv[2], callbacks=[CtrlCAt()])
