@@ -35,6 +35,7 @@ _EXPORTS = {
     "DataError": "varsep.errors",
     "CheckpointError": "varsep.errors",
     "TrainingError": "varsep.errors",
+    "Interrupted": "varsep.errors",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -43,7 +44,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time names resolve la
     # ruff: noqa: F401
     from varsep.config.loading import load_config
     from varsep.config.schema import RunConfig
-    from varsep.errors import CheckpointError, ConfigError, DataError, TrainingError, VarsepError
+    from varsep.errors import CheckpointError, ConfigError, DataError, Interrupted, TrainingError, VarsepError
     from varsep.eval.evaluation import EvalOptions, evaluate
     from varsep.forecaster import Forecaster, load, load_checkpoint
     from varsep.spec import DataSpec

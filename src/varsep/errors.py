@@ -22,3 +22,17 @@ class CheckpointError(VarsepError):
 
 class TrainingError(VarsepError):
     """Training cannot go on (for example, a loss became NaN)."""
+
+
+class Interrupted(Exception):
+    """Training stopped on a signal (SIGINT: Ctrl-C, SIGTERM: a scheduler or ``kill``) after saving
+    ``last.ckpt``; the message says how to continue. The CLI exits with 128 + the signal's number (130 for
+    SIGINT, 143 for SIGTERM), as shells do for a process a signal ended, so ``fit && evaluate`` stops."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum

@@ -15,6 +15,7 @@ raw values when the run recorded a value transform (see ``varsep predict``).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -78,17 +79,18 @@ class Forecaster:
                  method: str = "residual", **solver: Any) -> Any:
         """Frames after the conditioning window: ``horizon`` frames, or frames at ``times`` (see
         :meth:`varsep.model.SeparableForecaster.forecast`). (B, n, *frame), or (n, *frame) for one window."""
-        window, single, as_numpy = self._window(cond)
+        window, single, as_numpy, bare = self._window(cond)
         if horizon is not None and horizon < 1:
             raise ValueError(f"horizon must be ≥ 1, got {horizon}")
         with torch.no_grad(), self.precision.autocast(window.device):
             out = self.model.forecast(window, horizon, times=None if times is None else torch.as_tensor(times),
                                       method=method, **solver)
-        return self._out(out.float(), single, as_numpy)
+        out = out.float()
+        return self._out(out[:, :, 0] if bare else out, single, as_numpy)
 
     def encode(self, cond: Any) -> tuple[Content | None, Any]:
         """(S, T_t0) of conditioning windows; S is a :class:`Content` (code and skip maps) or None."""
-        window, single, as_numpy = self._window(cond)
+        window, single, as_numpy, _ = self._window(cond)
         with torch.no_grad():
             content, t0 = self.model.encode(window)
         return content, self._out(t0, single, as_numpy)
@@ -110,11 +112,18 @@ class Forecaster:
         return apply_transform(self.transform, values, inverse=True)
 
     # ---------------------------------------------------------------------------------------- checks
-    def _window(self, cond: Any) -> tuple[torch.Tensor, bool, bool]:
+    def _window(self, cond: Any) -> tuple[torch.Tensor, bool, bool, bool]:
+        """(B, span, *frame) conditioning frames, whether one window was given, whether as NumPy, and whether
+        one-channel frames came without their channel axis ((τ+1, H, W), as `varsep predict` accepts them;
+        forecasts then come back without it too)."""
         as_numpy = isinstance(cond, np.ndarray)
         x = torch.as_tensor(np.asarray(cond) if not isinstance(cond, torch.Tensor) else cond)
         x = x.float()
         frame = self.frame_shape
+        bare = (len(frame) == 3 and frame[0] == 1 and tuple(x.shape[-2:]) == frame[1:] and x.dim() in (3, 4)
+                and (x.dim() == 3 or x.shape[-3] != 1))
+        if bare:
+            x = x.unsqueeze(-3)
         if tuple(x.shape[-len(frame):]) != frame or x.dim() not in (len(frame) + 1, len(frame) + 2):
             raise ValueError(f"expected conditioning frames of shape (B, {self.cond_frames}, "
                              f"{', '.join(map(str, frame))}) or ({self.cond_frames}, {', '.join(map(str, frame))}),"
@@ -133,7 +142,7 @@ class Forecaster:
             bad = torch.nonzero(~torch.isfinite(x.flatten(2)).all(-1))[0].tolist()
             raise ValueError(f"the conditioning frames hold NaN or Inf (sequence {bad[0]}, frame {bad[1]})")
         x = x[:, x.shape[1] - span:][:, ::self.model.time_stride]  # the last conditioning window
-        return x, single, as_numpy
+        return x, single, as_numpy, bare
 
     @staticmethod
     def _out(x: torch.Tensor, single: bool, as_numpy: bool) -> Any:
@@ -201,4 +210,9 @@ def load(run_dir_or_checkpoint: str | Path, which: str = "best", *, precision: s
     ``precision``: "auto" (bf16 autocast where the hardware runs it natively and faster), "32" or "bf16"."""
     path = Path(run_dir_or_checkpoint)
     checkpoint = path if path.is_file() else find_checkpoint(path, which)
-    return load_checkpoint(checkpoint, precision=precision)
+    loaded = load_checkpoint(checkpoint, precision=precision)
+    if which == "best" and not path.is_file() and checkpoint.name != "best.ckpt":
+        # said, not silent: these weights were never chosen by a validation score
+        warnings.warn(f"{path} has no best.ckpt (no validation ran yet): using {checkpoint.name}, the weights of "
+                      f"step {loaded.step}", stacklevel=2)
+    return loaded

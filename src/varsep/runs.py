@@ -8,11 +8,17 @@ A run folder holds everything needed to continue, evaluate or reuse a run:
     checkpoints/         last.ckpt (latest step), best.ckpt (best validation MSE), snapshots/ (optional)
     logs/metrics.csv     CSV log; logs/tensorboard/ TensorBoard events
     eval/                written by `varsep evaluate`
+    .lock                held (flock) by the one process training the run; the OS releases it when that
+                         process ends, however it ends
+
+Interrupted atomic writes can leave hidden temporary files (``checkpoints/.last.ckpt.XXXXXXXX.tmp``,
+``logs/metrics.csv.tmp``); :func:`stale_temp_files` finds them so the next start removes them.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +29,29 @@ INFO_FILE = "run.json"
 CHECKPOINTS = Path("checkpoints")
 LAST = CHECKPOINTS / "last.ckpt"
 BEST = CHECKPOINTS / "best.ckpt"
+LOCK_FILE = ".lock"
+# the temporary files of varsep's own atomic writes (varsep.storage.atomic_torch_save, the CSV log)
+_CHECKPOINT_TEMP = re.compile(r"^\.[^/]+\.ckpt\.[A-Za-z0-9_]+\.tmp$")
+_LOG_TEMPS = ("logs/metrics.csv.tmp",)
+
+
+def is_run_folder(path: str | Path) -> bool:
+    """Whether ``path`` is recognisably a folder varsep wrote: a run.json naming the varsep version that
+    wrote it, next to a config.yaml."""
+    path = Path(path)
+    info = read_info(path)
+    return info is not None and "varsep" in info and (path / CONFIG_FILE).is_file()
+
+
+def stale_temp_files(run_dir: str | Path) -> list[Path]:
+    """The temporary files interrupted writes left in a run folder (only names varsep's writers use)."""
+    run_dir = Path(run_dir)
+    found = []
+    folder = run_dir / CHECKPOINTS
+    if folder.is_dir():
+        found += [p for p in folder.rglob(".*.tmp") if p.is_file() and _CHECKPOINT_TEMP.match(p.name)]
+    found += [run_dir / rel for rel in _LOG_TEMPS if (run_dir / rel).is_file()]
+    return sorted(found)
 
 
 def find_checkpoint(run_dir: str | Path, which: str = "best") -> Path:

@@ -192,8 +192,15 @@ CTRL_C_SCRIPT = """
             if trainer.global_step == 3:
                 os.kill(os.getpid(), signal.SIGINT)
 
+    from varsep.errors import Interrupted
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # a shell's background job starts with it ignored
     config = config_from_dict(yaml.safe_load(open(sys.argv[1])))
-    fit(config, sys.argv[2], callbacks=[CtrlCAt()])
+    try:
+        fit(config, sys.argv[2], callbacks=[CtrlCAt()])
+    except Interrupted as stop:
+        print(stop)
+        sys.exit(stop.exit_code)
 """
 
 
@@ -201,8 +208,8 @@ def test_ctrl_c_saves_and_exits_cleanly(tmp_path, tiny_config):
     config = tiny_config(trainer__checkpoint_every_n_steps=100)  # no periodic checkpoint before step 3
     (tmp_path / "config.yaml").write_text(config.to_yaml())
     done = run_script(CTRL_C_SCRIPT, str(tmp_path / "config.yaml"), str(tmp_path / "run"))
-    assert done.returncode != -signal.SIGINT
-    assert "varsep fit --resume --run-dir" in done.stdout
+    assert done.returncode == 130, done.stderr[-2000:]  # fit raised Interrupted (SIGINT): 128 + 2
+    assert "interrupted by Ctrl-C" in done.stdout and "varsep fit --resume --run-dir" in done.stdout
     saved = state(tmp_path / "run")
     assert saved["global_step"] in (3, 4)
     fit(config, tmp_path / "run", resume=True)

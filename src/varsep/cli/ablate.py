@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from varsep.cli.common import add_scoring_arguments, eval_options
+from varsep.cli.common import add_scoring_arguments, eval_options, positive_int
 
 HELP = "train and evaluate the ablations of Table 4; one comparison table"
 EPILOG = ("example: varsep ablate -c configs/mmnist.yaml --budget-steps 20000; any setting can follow as "
@@ -15,7 +15,8 @@ TAKES_SETTINGS = True
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--config", required=True, help="YAML file, or a packaged config name")
-    p.add_argument("--budget-steps", type=int, help="optimiser steps per variant (default: the config's schedule)")
+    p.add_argument("--budget-steps", type=positive_int,
+                   help="optimiser steps per variant (default: the config's schedule)")
     p.add_argument("--run-root", type=Path, help="folder of the variants' runs (default: runs/ablation-<config>)")
     p.add_argument("--variants", help="comma-separated subset of: full, without_s, lambda_ae_0, lambda_s_0, "
                                       "lambda_t_0, gru (default: all)")

@@ -3,6 +3,41 @@
 from __future__ import annotations
 
 import argparse
+import math
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer ≥ 1 (a clear one-line error otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be ≥ 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer ≥ 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be ≥ 0, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
 
 PRECISION_HELP = "auto (default): bf16 autocast where the hardware runs it natively and faster, else fp32"
 
@@ -12,12 +47,21 @@ def add_precision_argument(p: argparse.ArgumentParser) -> None:
 
 
 def add_scoring_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--batch-size", type=int, default=64, help="windows per evaluation batch (default: 64)")
-    p.add_argument("--limit", type=int, help="score only the first N test windows of each horizon")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="windows per evaluation batch (default: 64)")
+    p.add_argument("--limit", type=positive_int, help="score only the first N test windows of each horizon")
     add_precision_argument(p)
-    p.add_argument("--device", default="cpu", help="evaluation device: cpu (default), cuda, or auto")
+    p.add_argument("--device", default="cpu", type=device_name,
+                   help="evaluation device: cpu (default), cuda, cuda:N, or auto")
     p.add_argument("--no-figures", action="store_true", help="metrics and tables only")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def device_name(text: str) -> str:
+    """An argparse type: cpu, auto, cuda or cuda:N (checked against the hardware when the command runs)."""
+    kind, _, index = text.partition(":")
+    if kind not in ("cpu", "cuda", "auto", "mps") or (index and (kind != "cuda" or not index.isdigit())):
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:N, mps or auto, got {text!r}")
+    return text
 
 
 def resolved_precision(requested: str, device):

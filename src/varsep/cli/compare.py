@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from varsep.cli.common import add_scoring_arguments, eval_options
+from varsep.cli.common import add_scoring_arguments, eval_options, positive_float, positive_int
 
 HELP = "train and evaluate several models (varsep, baselines) at the same budget; one table and figures"
 EPILOG = ("example: varsep compare -c waveeq --data.root data/waveeq --models varsep,phydnet,convlstm "
@@ -21,8 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="comma-separated: varsep and baselines (convlstm, predrnn, predrnn_v2, predrnnpp, mim, "
                         "e3dlstm, phydnet, simvp, tau, drnet, svg)")
     budget = p.add_mutually_exclusive_group(required=True)
-    budget.add_argument("--budget-steps", type=int, help="optimiser steps per model")
-    budget.add_argument("--budget-minutes", type=float, help="training minutes per model on this machine")
+    budget.add_argument("--budget-steps", type=positive_int, help="optimiser steps per model")
+    budget.add_argument("--budget-minutes", type=positive_float, help="training minutes per model on this machine")
     p.add_argument("--run-root", type=Path, help="folder of the models' runs (default: runs/compare-<config>)")
     add_scoring_arguments(p)
     p.add_argument("--no-swap", action="store_true", help="skip the content-swap protocol")

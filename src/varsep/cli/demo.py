@@ -5,15 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from varsep.cli.common import add_precision_argument
+from varsep.cli.common import add_precision_argument, positive_float, positive_int
 
 HELP = "generate a small WaveEq set, train a few minutes, evaluate (no download)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="folder for data and run (default: runs/demo, or runs/demo-2 … if it exists)")
-    p.add_argument("--steps", type=int, default=None, help="training steps (default: sized for 2 AVX2 cores)")
-    p.add_argument("--minutes", type=float, default=4.0,
+    p.add_argument("--steps", type=positive_int, default=None, help="training steps (default: sized for 2 AVX2 cores)")
+    p.add_argument("--minutes", type=positive_float, default=4.0,
                    help="cap on the training time, for machines slower than the demo was sized for (default: 4)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing demo folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

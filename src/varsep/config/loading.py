@@ -10,6 +10,7 @@ language. The YAML layout and the override syntax follow LightningCLI's, so its 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -27,9 +28,83 @@ from varsep.config.schema import (
     TrainerConfig,
 )
 from varsep.errors import ConfigError
+from varsep.guards import short_repr
 from varsep.registry import suggest
 
 PRESETS = Path(__file__).parent / "presets"
+# A config holds a few hundred values; YAML aliases that expand past this many (a "billion laughs" file)
+# are refused before anything walks the expanded value.
+MAX_YAML_NODES = 100_000
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` merges are meant to be overridden
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                line = seen.get(key)
+            except TypeError:  # an unhashable key: the base class explains it
+                break
+            if line is not None:
+                raise ConfigError(f"{_source(self)}line {key_node.start_mark.line + 1}: the key {short_repr(key)} "
+                                  f"is given twice (first on line {line}); keep one")
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+
+def _source(loader: yaml.SafeLoader) -> str:
+    name = getattr(loader, "_varsep_source", None)
+    return f"{name}: " if name else ""
+
+
+def _count_nodes(node: yaml.Node, source: str) -> None:
+    """Walk the composed document as its aliases expand it, stopping at MAX_YAML_NODES."""
+    count = 0
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        count += 1
+        if count > MAX_YAML_NODES:
+            raise ConfigError(f"{source}YAML aliases expand to more than {MAX_YAML_NODES:,} values; a config "
+                              f"needs far fewer: write the values out instead of nesting aliases")
+        if isinstance(current, yaml.SequenceNode):
+            stack.extend(current.value)
+        elif isinstance(current, yaml.MappingNode):
+            for key, value in current.value:
+                stack.extend((key, value))
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """PyYAML's multi-line report as one line: where, what, and in what."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    context = getattr(err, "context", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{problem}" + (f" ({context})" if context else "")
+
+
+def parse_yaml(text: str, source: str | None = None) -> Any:
+    """YAML text → Python values: safe types only, duplicate keys and alias bombs refused (ConfigError)."""
+    loader = _StrictLoader(text)
+    loader._varsep_source = source
+    prefix = f"{source}: " if source else ""
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _count_nodes(node, prefix)
+        return loader.construct_document(node)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{source + ' is not valid YAML' if source else 'not valid YAML'}: "
+                          f"{_yaml_problem(err)}") from None
+    finally:
+        loader.dispose()
 
 
 def _coerce(value: Any, tp: Any, where: str) -> Any:
@@ -47,27 +122,27 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 return _coerce(value, option, where)
             except ConfigError as err:
                 errors.append(str(err))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {value!r} does not fit {tp}")
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {short_repr(value)} does not fit {tp}")
     if origin is Literal:
         allowed = typing.get_args(tp)
         text = str(value) if not isinstance(value, bool) else value
         if text in allowed:
             return text
-        raise ConfigError(f"{where} must be one of {', '.join(map(repr, allowed))}, got {value!r}."
+        raise ConfigError(f"{where} must be one of {', '.join(map(repr, allowed))}, got {short_repr(value)}."
                           f"{suggest(str(value), [str(a) for a in allowed])}")
     if origin is dict:
         if isinstance(value, str):
-            value = yaml.safe_load(value)
+            value = parse_yaml(value, where)
         if value is None:
             return {}
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-            raise ConfigError(f"{where} must be a mapping of settings (name: value), got {value!r}")
+            raise ConfigError(f"{where} must be a mapping of settings (name: value), got {short_repr(value)}")
         return dict(value)
     if origin in (list, tuple):
         if isinstance(value, str):
-            value = yaml.safe_load(value)
+            value = parse_yaml(value, where)
         if not isinstance(value, list | tuple):
-            raise ConfigError(f"{where} must be a list, got {value!r}")
+            raise ConfigError(f"{where} must be a list, got {short_repr(value)}")
         (item_tp, *_) = typing.get_args(tp) or (Any,)
         return [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
     if tp is bool:
@@ -75,29 +150,32 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             return value
         if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
             return value.lower() in ("true", "yes", "on", "1")
-        raise ConfigError(f"{where} must be true or false, got {value!r}")
+        raise ConfigError(f"{where} must be true or false, got {short_repr(value)}")
     if tp is int:
         if isinstance(value, bool):
-            raise ConfigError(f"{where} must be an integer, got {value!r}")
+            raise ConfigError(f"{where} must be an integer, got {short_repr(value)}")
         if isinstance(value, int):
             return value
         try:
             as_float = float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where} must be an integer, got {value!r}") from None
-        if not as_float.is_integer():
-            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        except (TypeError, ValueError, OverflowError):
+            raise ConfigError(f"{where} must be an integer, got {short_repr(value)}") from None
+        if not math.isfinite(as_float) or not as_float.is_integer():
+            raise ConfigError(f"{where} must be an integer, got {short_repr(value)}")
         return int(as_float)
     if tp is float:
         if isinstance(value, bool):
-            raise ConfigError(f"{where} must be a number, got {value!r}")
+            raise ConfigError(f"{where} must be a number, got {short_repr(value)}")
         try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where} must be a number, got {value!r}") from None
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
+            raise ConfigError(f"{where} must be a number, got {short_repr(value)}") from None
+        if not math.isfinite(number):
+            raise ConfigError(f"{where} must be a finite number, got {value}")
+        return number
     if tp is str:
         if isinstance(value, dict | list):
-            raise ConfigError(f"{where} must be a string, got {value!r}")
+            raise ConfigError(f"{where} must be a string, got {short_repr(value)}")
         return str(value)
     if tp is Any:
         return value
@@ -106,15 +184,19 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 
 def build_section(cls: type, values: dict[str, Any] | None, where: str) -> Any:
     """Build dataclass ``cls`` from ``values``, rejecting unknown keys with the list of valid ones."""
-    values = dict(values or {})
+    if values is None:
+        values = {}
     if not isinstance(values, dict):
-        raise ConfigError(f"{where} must be a mapping of settings, got {values!r}")
+        raise ConfigError(f"the {where} section must be a mapping of settings (key: value lines under "
+                          f"{where}:), got {_kind(values)} {short_repr(values)}")
+    values = dict(values)
     hints = typing.get_type_hints(cls)
     valid = [f.name for f in dataclasses.fields(cls)]
     unknown = [k for k in values if k not in valid]
     if unknown:
-        key = unknown[0]
-        raise ConfigError(f"unknown setting {where}.{key}.{suggest(key, valid)} "
+        key = str(unknown[0])
+        shown = key if len(key) <= 60 else key[:57] + "…"
+        raise ConfigError(f"unknown setting {where}.{shown}.{suggest(key, valid)} "
                           f"Valid keys of {where}: {', '.join(valid)}")
     kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in values.items()}
     return cls(**kwargs)
@@ -128,15 +210,21 @@ def data_config_class(name: str) -> type[DataConfig]:
 def config_from_dict(raw: dict[str, Any]) -> RunConfig:
     """A validated RunConfig from a nested mapping (a parsed YAML file with overrides applied)."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"a config must be a mapping of sections, got {type(raw).__name__}")
+        raise ConfigError(f"a config must be a mapping of sections (data:, model:, …), got {_kind(raw)}")
     sections = {"data": None, "model": ModelConfig, "loss": LossConfig, "optim": OptimConfig,
                 "trainer": TrainerConfig}
     valid = [*sections, "seed"]
     for key in raw:
         if key not in valid:
-            raise ConfigError(f"unknown config section {key!r}.{suggest(key, valid)} "
+            raise ConfigError(f"unknown config section {short_repr(key)}.{suggest(str(key), valid)} "
                               f"Valid sections: {', '.join(valid)}")
-    data_raw = dict(raw.get("data") or {})
+    data_raw = raw.get("data")
+    if data_raw is None:
+        data_raw = {}
+    if not isinstance(data_raw, dict):
+        raise ConfigError(f"the data section must be a mapping of settings (key: value lines under data:), got "
+                          f"{_kind(data_raw)} {short_repr(data_raw)}")
+    data_raw = dict(data_raw)
     if "kind" in data_raw and "name" not in data_raw:
         data_raw["name"] = "custom"  # `data: {kind: array, path: …}` is the your-own-data loader
     data_name = str(data_raw.get("name", DataConfig.name))
@@ -150,12 +238,20 @@ def config_from_dict(raw: dict[str, Any]) -> RunConfig:
     return config
 
 
+def _kind(value: Any) -> str:
+    return {list: "a list", tuple: "a list", str: "a string", int: "a number", float: "a number",
+            bool: "true/false"}.get(type(value), type(value).__name__)
+
+
 def resolve_config_path(path_or_name: str | Path) -> Path:
     """A config file path; a bare name like ``waveeq`` (or ``baselines/phydnet``) means the packaged
     ``configs/waveeq.yaml`` (``configs/baselines/phydnet.yaml``)."""
     path = Path(path_or_name)
     if path.is_file():
         return path
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder, not a config file; give a YAML file or a packaged name "
+                          f"(e.g. -c waveeq)")
     relative = path.parent.relative_to("configs") if path.parts[:1] == ("configs",) else path.parent
     packaged = PRESETS / relative / f"{path.stem if path.suffix in ('.yaml', '.yml') else path.name}.yaml"
     if path.suffix == "" and packaged.is_file():
@@ -168,11 +264,26 @@ def resolve_config_path(path_or_name: str | Path) -> Path:
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
+    """A config file's mapping of sections; a file that is empty, binary, not YAML or not a mapping is a
+    ConfigError saying which."""
     try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path} is not valid YAML: {err}") from None
-    return raw or {}
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a text file (a config is YAML text)") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a folder, not a config file") from None
+    except OSError as err:
+        raise ConfigError(f"cannot read {path} ({err.strerror})") from None
+    if "\x00" in text:
+        raise ConfigError(f"{path} is not a text file (a config is YAML text)")
+    raw = parse_yaml(text, str(path))
+    if raw is None:
+        raise ConfigError(f"{path} is empty; a config needs at least a data section (start from a packaged one, "
+                          f"e.g. -c waveeq)")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must hold a mapping of sections (data:, model:, loss:, optim:, trainer:, "
+                          f"seed:), got {_kind(raw)}")
+    return raw
 
 
 def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -188,7 +299,7 @@ def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str,
             elif not isinstance(child, dict):
                 raise ConfigError(f"cannot set {dotted}: {part} is a value, not a section")
             node = child
-        node[parts[-1]] = yaml.safe_load(value) if isinstance(value, str) else value
+        node[parts[-1]] = parse_yaml(value, f"--{dotted}") if isinstance(value, str) else value
     return raw
 
 

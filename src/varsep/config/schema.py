@@ -187,6 +187,15 @@ class TrainerConfig:
             raise ConfigError(f"trainer.stop_below_val_mse must be > 0, got {self.stop_below_val_mse}")
         if self.max_steps == 0 or self.max_steps < -1:
             raise ConfigError(f"trainer.max_steps must be -1 (no limit) or positive, got {self.max_steps}")
+        devices = self.devices
+        if isinstance(devices, int) and devices < 1 and devices != -1:
+            raise ConfigError(f"trainer.devices must be ≥ 1 (how many), -1 (all), 'auto' or a list such as "
+                              f"'0,1', got {devices}")
+        if isinstance(devices, str) and devices != "auto":
+            items = [d.strip() for d in devices.strip("[]").split(",") if d.strip()]
+            if not items or not all(d.isdigit() or d == "-1" for d in items):
+                raise ConfigError(f"trainer.devices must be a number of devices, -1 (all), 'auto' or a list "
+                                  f"of device indices such as '0,1', got {devices!r}")
 
 
 @dataclass
@@ -201,6 +210,8 @@ class RunConfig:
     seed: int = 0
 
     def validate(self) -> None:
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed must be in [0, 2³²), got {self.seed}")
         for section in (self.data, self.model, self.loss, self.optim, self.trainer):
             section.validate()
 

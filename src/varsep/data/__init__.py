@@ -9,10 +9,11 @@ write its files in varsep.datagen.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 from varsep.config import DataConfig
 from varsep.data.base import SequenceDataset, SetSource, WindowSet, WindowSource
-from varsep.errors import ConfigError
+from varsep.errors import ConfigError, DataError
 from varsep.registry import suggest
 
 # data.name → "module:class"; adding a data set adds one line here (and its settings in config.datasets).
@@ -39,7 +40,12 @@ def dataset_class(name: str) -> type[SequenceDataset]:
 
 def build_dataset(config: DataConfig) -> SequenceDataset:
     """Open the data set a data config names."""
-    return dataset_class(config.name)(config)
+    cls = dataset_class(config.name)
+    if config.root is not None and Path(config.root).expanduser().is_file():  # every data set's root is a folder
+        raise DataError(f"data.root {config.root} is a file, not a folder; point data.root at the folder that "
+                        f"holds the {config.name} data" + (" (a single file goes in data.path)"
+                                                           if config.name == "custom" else ""))
+    return cls(config)
 
 
 __all__ = ["DATASETS", "SequenceDataset", "SetSource", "WindowSet", "WindowSource", "build_dataset",

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from varsep.data.waveeq import FORMAT, FORMAT_VERSION, GRID, NUM_SENSORS
 from varsep.errors import DataError
+from varsep.guards import check_replaceable
 
 NUM_STATES = 300
 STEP = 1e-3
@@ -163,6 +164,13 @@ def draw_parameters(num_sequences: int, seed: int) -> tuple[np.ndarray, np.ndarr
 
 
 # ------------------------------------------------------------------------------------------ generation
+def _is_waveeq_folder(path: Path) -> bool:
+    try:
+        return json.loads((path / "meta.json").read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def generate(
     out: str | Path,
     *,
@@ -183,6 +191,9 @@ def generate(
         raise DataError(f"--num-sequences must be at least 2 (a training and a test sequence), got {num_sequences}")
     if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
         raise DataError(f"{out} already exists; pass --overwrite to replace it")
+    if overwrite:  # only a WaveEq folder this generator wrote (or an empty one) is replaced
+        check_replaceable(out, recognised=_is_waveeq_folder, what="a WaveEq data folder (with the meta.json "
+                          "varsep generate writes)")
     num_train = round(0.8 * num_sequences) if num_train is None else num_train
     if not 1 <= num_train < num_sequences:
         raise DataError(f"num_train must be between 1 and {num_sequences - 1}, got {num_train}")

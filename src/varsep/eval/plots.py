@@ -17,6 +17,7 @@ matplotlib.use("Agg")
 import imageio.v3 as iio  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 Row = tuple[str, np.ndarray, str]  # (name, frames (n, *frame), "image" | "diff")
 
@@ -176,14 +177,18 @@ def fusion_grid(content: np.ndarray, dynamics: np.ndarray, grid: np.ndarray, pat
     fig, axes = plt.subplots(rows + 1, cols + 1, figsize=(1.2 * (cols + 1) + 0.4, 1.2 * (rows + 1) + 0.5),
                              squeeze=False)
     axes[0, 0].axis("off")
+    axes[0, 0].text(0.5, 0.5, "first row, first\ncolumn: truth;\nthe others:\nforecasts", ha="center",
+                    va="center", fontsize=7, transform=axes[0, 0].transAxes)
     for c in range(cols):
         _show(axes[0, c + 1], dynamics[c], "image", vrange, 1.0)
-        axes[0, c + 1].set_title(f"dynamics {c + 1}", fontsize=8)
+        axes[0, c + 1].set_title(f"dynamics {c + 1}\n(truth)", fontsize=8)
     for r in range(rows):
         _show(axes[r + 1, 0], content[r], "image", vrange, 1.0)
-        axes[r + 1, 0].set_ylabel(f"content {r + 1}", fontsize=8)
+        axes[r + 1, 0].set_ylabel(f"content {r + 1}\n(truth)", fontsize=8)
         for c in range(cols):
             _show(axes[r + 1, c + 1], grid[r, c], "image", vrange, 1.0)
+            if r == 0:
+                axes[r + 1, c + 1].set_title("forecast", fontsize=7)
     return _save(fig, path, title)
 
 
@@ -195,6 +200,7 @@ def metric_curves(curves: Mapping[str, Sequence[float]], path: str | Path, *, yl
     for name, curve in curves.items():
         ax.plot(np.arange(1, len(curve) + 1), curve, label=name, marker="." if len(curve) <= 20 else None)
     ax.set_xlabel("forecast step (t + k)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers: no 2.5 or 7.5
     ax.set_ylabel(ylabel)
     if log and all(v > 0 for curve in curves.values() for v in curve):
         ax.set_yscale("log")
@@ -238,9 +244,22 @@ def _to_uint8(frame: np.ndarray, vrange: tuple[float, float]) -> np.ndarray:
     return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
 
 
+def _labels(shape: tuple[int, ...], width: int, gap: int) -> np.ndarray:
+    """A white band with "truth" over the left panel and "forecast" over the right one (PIL's bitmap font)."""
+    from PIL import Image, ImageDraw
+
+    band = Image.new("L", (shape[1], 12), 255)
+    draw = ImageDraw.Draw(band)
+    draw.text((2, 0), "truth", fill=0)
+    draw.text((width + gap + 2, 0), "forecast", fill=0)
+    out = np.asarray(band, np.uint8)
+    return np.repeat(out[..., None], shape[2], axis=2) if len(shape) == 3 else out
+
+
 def forecast_gif(frames: np.ndarray, forecast: np.ndarray, cond: int, path: str | Path, *,
                  duration_ms: int = 120, scale: int = 2, unit_interval: bool = True) -> Path | None:
-    """An animation: ground truth (left) next to the forecast (right); conditioning frames shown on both."""
+    """An animation: ground truth (left) next to the forecast (right), labelled "truth" and "forecast" above;
+    conditioning frames shown on both."""
     path = Path(path)
     if frames.ndim != 4:
         return None
@@ -251,7 +270,8 @@ def forecast_gif(frames: np.ndarray, forecast: np.ndarray, cond: int, path: str 
         left, right = _to_uint8(truth, vrange), _to_uint8(pred, vrange)
         gap = np.full((left.shape[0], 2, *left.shape[2:]), 255, np.uint8)
         tile = np.concatenate([left, gap, right], axis=1)
-        tiles.append(np.kron(tile, np.ones((scale, scale, *([1] * (tile.ndim - 2))), np.uint8)))
+        tile = np.kron(tile, np.ones((scale, scale, *([1] * (tile.ndim - 2))), np.uint8))
+        tiles.append(np.concatenate([_labels(tile.shape, left.shape[1] * scale, gap.shape[1] * scale), tile]))
     path.parent.mkdir(parents=True, exist_ok=True)
     iio.imwrite(path, np.stack(tiles), duration=duration_ms, loop=0)
     return path

@@ -183,9 +183,9 @@ def load_report(path: str | Path) -> dict[str, Any]:
     file = find_metrics(path)
     try:
         report = json.loads(file.read_text())
-    except json.JSONDecodeError as err:
-        raise VarsepError(f"{file} is not valid JSON ({err})") from None
-    if not isinstance(report, dict) or "horizons" not in report or "data" not in report:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise VarsepError(f"{file} is not valid JSON ({str(err)[:120]})") from None
+    if not isinstance(report, dict) or not isinstance(report.get("horizons"), dict) or "data" not in report:
         raise VarsepError(f"{file} is not a varsep metrics.json (no 'horizons' or 'data')")
     return report
 

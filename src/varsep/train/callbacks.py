@@ -3,6 +3,7 @@ and the stop at a validation target."""
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from tqdm.auto import tqdm
 
 
@@ -29,7 +31,7 @@ class LastCheckpoint(Callback):
     and ends training once ``max_seconds`` of training time have passed, counted over every resume.
 
     (Lightning's ModelCheckpoint stops saving at epoch ends once a step interval is set, so the last
-    checkpoint could lag the final weights.) On Ctrl-C it saves too, before Lightning shuts down.
+    checkpoint could lag the final weights.) On Ctrl-C and SIGTERM it saves too, before Lightning shuts down.
     The time limit is ours rather than Lightning's ``max_time``: that one stops mid-epoch and saves the
     loops as if the epoch had ended, so a resumed run skipped the rest of that epoch; here the checkpoint is
     written *before* the stop, like a periodic one, and a resumed run continues exactly where it stopped.
@@ -46,6 +48,12 @@ class LastCheckpoint(Callback):
         self._saved_step = -1
         self._seconds_before = 0.0  # training time of the run before this process (from the checkpoint)
         self._started: float | None = None
+        self.interrupted_by: int | None = None  # the signal that stopped training (None: it was not stopped)
+
+    @property
+    def saved_step(self) -> int:
+        """The step of the last checkpoint this process wrote (-1: none yet)."""
+        return self._saved_step
 
     def elapsed_seconds(self) -> float:
         return self._seconds_before + (time.monotonic() - self._started if self._started is not None else 0.0)
@@ -68,8 +76,13 @@ class LastCheckpoint(Callback):
         out_of_time = False
         if self.max_seconds is not None:  # rank 0's clock decides, so every process stops at the same step
             out_of_time = trainer.strategy.broadcast(self.elapsed_seconds() >= self.max_seconds)
-        if out_of_time or trainer.global_step % self.every_n_steps == 0:
+        # SIGTERM: Lightning stops right after this hook; saving here is the periodic save's point, so the
+        # resumed run continues exactly as one that was never stopped
+        terminated = bool(trainer.received_sigterm)
+        if out_of_time or terminated or trainer.global_step % self.every_n_steps == 0:
             self._save(trainer)
+        if terminated:
+            self.interrupted_by = signal.SIGTERM
         if out_of_time and not trainer.should_stop:
             trainer.should_stop = True
             print(f"\nTime limit of {self.max_seconds / 60:g} min reached at step {trainer.global_step}: saved "
@@ -84,10 +97,16 @@ class LastCheckpoint(Callback):
         self._save(trainer)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        if isinstance(exception, KeyboardInterrupt) and trainer.global_step > 0:
+        """Ctrl-C (KeyboardInterrupt) and SIGTERM (Lightning's SIGTERMException, e.g. during validation):
+        save what was trained, and remember the signal so that ``fit`` raises :class:`Interrupted`."""
+        if isinstance(exception, KeyboardInterrupt):
+            self.interrupted_by = signal.SIGINT
+        elif isinstance(exception, SIGTERMException):
+            self.interrupted_by = signal.SIGTERM
+        else:
+            return
+        if trainer.global_step > 0:
             self._save(trainer)
-            print(f"\nInterrupted: saved {self.path}; continue with: "
-                  f"varsep fit --resume --run-dir {self.path.parent.parent}")
 
 
 class Snapshots(Callback):

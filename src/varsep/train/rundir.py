@@ -3,8 +3,10 @@ what a run prints about itself."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -14,9 +16,10 @@ import torch
 
 from varsep import __version__
 from varsep.errors import ConfigError
+from varsep.guards import check_replaceable, check_writable_folder
 from varsep.model import SeparableModel
 from varsep.precision import Precision
-from varsep.runs import CONFIG_FILE, LAST
+from varsep.runs import CONFIG_FILE, LAST, LOCK_FILE, is_run_folder, stale_temp_files
 
 
 def git_commit() -> str | None:
@@ -79,13 +82,99 @@ def is_primary_process() -> bool:
 
 
 def check_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
-    """Refuse to start where a run exists (unless resuming or overwriting); touches nothing."""
+    """Refuse to start where a run exists (unless resuming or overwriting a varsep run); touches nothing.
+
+    ``--overwrite`` replaces only a folder that is recognisably a varsep run (run.json and config.yaml
+    written by varsep) or empty — never the current folder, a home folder or a folder of other files."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"run folder {run_dir} is a file, not a folder; choose another --run-dir")
     if resume:
         if not (run_dir / LAST).is_file() and not (run_dir / CONFIG_FILE).is_file():
             raise ConfigError(f"nothing to resume in {run_dir}: it has no {CONFIG_FILE}")
-    elif run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
+        check_writable_folder(run_dir, "run folder")
+        return
+    if overwrite:
+        check_replaceable(run_dir, recognised=lambda p: is_run_folder(p) or not _holds_files(p),
+                          what="a varsep run folder (with the run.json and config.yaml varsep writes)")
+    elif run_dir.exists() and _holds_files(run_dir):
         raise ConfigError(f"run folder {run_dir} already exists; continue it with --resume, "
                           f"or start over with --overwrite (deletes it)")
+    check_writable_folder(run_dir, "run folder")
+
+
+def _holds_files(run_dir: Path) -> bool:
+    """Whether a folder holds anything but the lock file a run leaves."""
+    return any(p.name != LOCK_FILE for p in run_dir.iterdir())
+
+
+def clear_run_dir(run_dir: Path) -> None:
+    """Delete a run folder's contents (checked by check_run_dir first), keeping the lock file this process
+    holds: deleting it would let a second process lock a new one and write here too."""
+    for entry in run_dir.iterdir():
+        if entry.name == LOCK_FILE:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def remove_stale_temp_files(run_dir: Path) -> list[Path]:
+    """Remove the temporary files interrupted checkpoint and log writes left (varsep's own names only)."""
+    removed = []
+    for path in stale_temp_files(run_dir):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
+class RunLock:
+    """One writer per run folder: an exclusive ``flock`` on ``RUN_DIR/.lock``, held while a run trains.
+
+    The operating system drops the lock when the process ends, however it ends (SIGKILL included), so a
+    crashed run never leaves its folder locked; the PID written into the file only names the holder."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / LOCK_FILE
+        self._file: Any = None
+
+    def acquire(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # no flock on this system (Windows): one writer is then the user's care
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(self.path, "a+")  # noqa: SIM115 - held open as long as the lock
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip() or "?"
+            f.close()
+            raise ConfigError(f"another process (PID {holder}) is training in {self.path.parent}; wait for it "
+                              f"to finish or stop it, or choose another --run-dir") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        self._file = f
+
+    @property
+    def held(self) -> bool:
+        return self._file is not None
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing drops the flock
+            self._file = None
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
 
 
 def resume_checkpoint(run_dir: Path, resume: bool) -> Path | None:

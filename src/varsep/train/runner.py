@@ -7,9 +7,10 @@ checkpoints and logs (varsep.runs describes the layout).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import shutil
+import signal
 import sys
 import time
 from dataclasses import replace
@@ -18,21 +19,28 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from varsep.config import RunConfig, config_from_dict, load_config, read_yaml
 from varsep.data import build_dataset
 from varsep.data.base import SequenceDataset
-from varsep.errors import ConfigError
+from varsep.errors import ConfigError, Interrupted, VarsepError
+from varsep.guards import check_fits_in_memory, short_repr
 from varsep.precision import ENV_RESOLVED, accelerator_device, resolve_precision
+from varsep.registry import suggest
 from varsep.runs import CONFIG_FILE, INFO_FILE, read_info
 from varsep.storage import safe_torch_load
+from varsep.train.callbacks import LastCheckpoint
 from varsep.train.datamodule import SequenceDataModule
 from varsep.train.rundir import (
+    RunLock,
     check_run_dir,
+    clear_run_dir,
     environment,
     is_primary_process,
     machine_change,
     model_summary,
+    remove_stale_temp_files,
     resume_checkpoint,
 )
 from varsep.train.task import TrainingTask
@@ -56,12 +64,28 @@ def resolve_config(config: RunConfig, dataset: SequenceDataset) -> RunConfig:
 
 def fit(config: RunConfig, run_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
         progress: bool | None = None, callbacks: list | None = None) -> Path:
-    """Train ``config`` in ``run_dir`` (resuming from its last checkpoint if asked); returns run_dir."""
+    """Train ``config`` in ``run_dir`` (resuming from its last checkpoint if asked); returns run_dir.
+
+    One process at a time trains a run folder (``RUN_DIR/.lock``); a signal that stops training (Ctrl-C,
+    SIGTERM) saves ``last.ckpt`` and raises :class:`~varsep.errors.Interrupted` with the resume command."""
 
     run_dir = Path(run_dir)
     primary = is_primary_process()
+    lock = RunLock(run_dir)
     if primary:
         check_run_dir(run_dir, resume=resume, overwrite=overwrite)
+        if (resume or overwrite) and _holds_run(run_dir):  # an existing run: nobody else may train it
+            lock.acquire()
+    try:
+        return _fit(config, run_dir, resume=resume, overwrite=overwrite, progress=progress, callbacks=callbacks,
+                    primary=primary, lock=lock)
+    finally:
+        lock.release()
+
+
+def _fit(config: RunConfig, run_dir: Path, *, resume: bool, overwrite: bool, progress: bool | None,
+         callbacks: list | None, primary: bool, lock: RunLock) -> Path:
+    check_trainer_settings(config)
     # Open the data before anything is written or deleted: bad data never costs an existing run.
     dataset = build_dataset(config.data)
     config = resolve_config(config, dataset)
@@ -72,22 +96,45 @@ def fit(config: RunConfig, run_dir: str | Path, *, resume: bool = False, overwri
         saved = resolve_config(config_from_dict(read_yaml(run_dir / CONFIG_FILE)), dataset)
         _check_resumable(saved, config)
     ckpt = resume_checkpoint(run_dir, resume)
+    resume_step = None
+    if ckpt is not None:  # the checkpoint, not config.yaml (which may have been edited), says what was trained
+        state = safe_torch_load(ckpt)
+        resume_step = int(state.get("global_step", 0))
+        trained = (state.get("hyper_parameters") or {}).get("config")
+        if isinstance(trained, dict):
+            try:
+                trained_config = config_from_dict(trained)
+            except ConfigError:
+                trained_config = None
+            if trained_config is not None:
+                _check_resumable(trained_config, config, against=f"checkpoint {ckpt.name} (was {CONFIG_FILE} "
+                                 f"edited?)")
+        del state
     choice = resolve_precision(config.trainer.precision, accelerator_device(config.trainer.accelerator))
     # Build the model before anything is written, so a setting it cannot take costs no run folder.
     L.seed_everything(config.seed, workers=True, verbose=False)
     if config.trainer.threads is not None:
         torch.set_num_threads(config.trainer.threads)
-    task = TrainingTask(config.to_dict(), dataset.spec.to_dict(), config.model.encoder, config.model.decoder,
-                        dataset.value_transform(), dataset.valid_mask)
+    task = _build_task(config, dataset)
     if primary:
         previous = read_info(run_dir) if resume else None
         print(choice.summary())
         change = machine_change(previous, choice)
         if change:
             print(change)
-        if overwrite and not resume and run_dir.exists():
-            shutil.rmtree(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ConfigError(f"cannot create run folder {run_dir} ({err.strerror})") from None
+        if not lock.held:
+            lock.acquire()
+            if not resume and not overwrite and _holds_run(run_dir):  # another process started here meanwhile
+                raise ConfigError(f"run folder {run_dir} already exists; continue it with --resume, or start "
+                                  f"over with --overwrite (deletes it)")
+        if overwrite and not resume:
+            clear_run_dir(run_dir)
+        for path in remove_stale_temp_files(run_dir):
+            print(f"removed {path}, left by an interrupted write")
         (run_dir / CONFIG_FILE).write_text(config.to_yaml())
         info = {"command": sys.argv, "started": time.strftime("%Y-%m-%d %H:%M:%S"), "seed": config.seed,
                 "resumed_from": str(ckpt) if ckpt else None, "spec": dataset.spec.to_dict(),
@@ -103,25 +150,105 @@ def fit(config: RunConfig, run_dir: str | Path, *, resume: bool = False, overwri
             if net is not None:
                 net.compile()
     datamodule = SequenceDataModule(dataset, config, task.ae_choices, task.keep)
-    resume_step = int(safe_torch_load(ckpt).get("global_step", 0)) if ckpt is not None else None
     per_epoch = epoch_batches(dataset, config)
     with quiet_lightning():
-        trainer = build_trainer(config, run_dir, progress=progress, extra_callbacks=callbacks,
-                                resume_step=resume_step, precision=choice.value,
-                                total_steps=planned_steps(config, per_epoch), epoch_batches=per_epoch)
+        try:
+            trainer = build_trainer(config, run_dir, progress=progress, extra_callbacks=callbacks,
+                                    resume_step=resume_step, precision=choice.value,
+                                    total_steps=planned_steps(config, per_epoch), epoch_batches=per_epoch)
+        except MisconfigurationException as err:
+            raise ConfigError(f"the trainer settings do not work here: {str(err).splitlines()[0]}") from None
     if primary:
         print(model_summary(task.model))
+    last = next(c for c in trainer.callbacks if isinstance(c, LastCheckpoint))
     inherited = os.environ.get(ENV_RESOLVED)
     os.environ[ENV_RESOLVED] = choice.value  # worker processes (DDP) run in the precision decided here
+    sigint = signal.getsignal(signal.SIGINT)
     try:
         with quiet_lightning():
             trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt)
+    except SystemExit:  # Lightning ends Ctrl-C with sys.exit(1), SIGTERM with a SystemExit of 0
+        if last.interrupted_by is None:
+            raise
+        raise _interrupted(last, run_dir) from None
     finally:
+        with contextlib.suppress(ValueError, TypeError):  # Lightning ignores Ctrl-C after the first one
+            signal.signal(signal.SIGINT, sigint)
         if inherited is None:
             os.environ.pop(ENV_RESOLVED, None)
         else:
             os.environ[ENV_RESOLVED] = inherited
     return run_dir
+
+
+def _interrupted(last: LastCheckpoint, run_dir: Path) -> Interrupted:
+    """The Interrupted error of a run a signal stopped: what was saved and how to continue."""
+    signum = int(last.interrupted_by)
+    name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+    saved = (f"saved {last.path} at step {last.saved_step}" if last.path.is_file() and last.saved_step >= 0
+             else f"{last.path} is the latest checkpoint" if last.path.is_file() else "no checkpoint was written yet")
+    return Interrupted(f"interrupted by {name}: {saved}; continue with: varsep fit --resume --run-dir {run_dir}",
+                       signum)
+
+
+def _holds_run(run_dir: Path) -> bool:
+    return (run_dir / CONFIG_FILE).exists() or (run_dir / INFO_FILE).exists()
+
+
+def _build_task(config: RunConfig, dataset: SequenceDataset) -> TrainingTask:
+    """The LightningModule; settings too large for this machine's memory are a ConfigError, not a crash.
+
+    The networks are first built on PyTorch's meta device (shapes, no memory) to count their parameters:
+    weights, gradients and Adam's two moments must fit in the memory available."""
+    try:
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):
+            probe = TrainingTask(config.to_dict(), dataset.spec.to_dict(), config.model.encoder,
+                                 config.model.decoder, dataset.value_transform())
+        count = sum(p.numel() for p in probe.parameters())
+        del probe
+    except VarsepError:
+        raise
+    except Exception:  # a network that cannot be built on the meta device: the real build below decides
+        count = None
+    if count is not None:
+        check_fits_in_memory(16 * count, f"this model ({count:,} parameters: weights, gradients and "
+                             f"Adam's moments)", "lower model.width, model.s_dim, model.t_dim or the hidden sizes")
+    try:
+        return TrainingTask(config.to_dict(), dataset.spec.to_dict(), config.model.encoder, config.model.decoder,
+                            dataset.value_transform(), dataset.valid_mask)
+    except (MemoryError, OverflowError, RuntimeError) as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if isinstance(err, RuntimeError) and not any(word in first.lower() for word in
+                                                     ("memory", "allocate", "overflow", "too large", "negative")):
+            raise
+        raise ConfigError(f"cannot build this model: its networks do not fit in memory ({first[:160]}); lower "
+                          f"model.width, model.s_dim, model.t_dim or the hidden sizes") from None
+
+
+# Lightning's names of accelerators (its registry holds more, e.g. tpu and hpu, when installed)
+_ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu", "hpu")
+
+
+def check_trainer_settings(config: RunConfig) -> None:
+    """Refuse an accelerator or strategy Lightning does not know, or hardware that is not there, before
+    anything is written (Lightning would raise only once training starts)."""
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    tc = config.trainer
+    accelerators = sorted(set(_ACCELERATORS) | set(AcceleratorRegistry.available_accelerators()))
+    if tc.accelerator not in accelerators:
+        raise ConfigError(f"trainer.accelerator must be one of {', '.join(accelerators)}, got "
+                          f"{short_repr(tc.accelerator)}.{suggest(str(tc.accelerator), accelerators)}")
+    if tc.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"trainer.accelerator {tc.accelerator}: no CUDA GPU is available on this machine; use "
+                          f"cpu or auto")
+    if tc.accelerator == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("trainer.accelerator mps: no Apple GPU is available on this machine; use cpu or auto")
+    strategies = sorted({"auto", *StrategyRegistry.available_strategies()})
+    if tc.strategy not in strategies:
+        raise ConfigError(f"trainer.strategy {short_repr(tc.strategy)} is unknown; valid: "
+                          f"{', '.join(strategies)}.{suggest(str(tc.strategy), strategies)}")
 
 
 # Settings that may change when a run is resumed (they do not change what was learnt so far).
@@ -132,12 +259,12 @@ _RESUMABLE_CHANGES = {"trainer.max_epochs", "trainer.precision", "trainer.max_st
                       "data.root", "data.num_workers", "data.val_batch_size"}
 
 
-def _check_resumable(saved: RunConfig, requested: RunConfig) -> None:
+def _check_resumable(saved: RunConfig, requested: RunConfig, against: str = CONFIG_FILE) -> None:
     diffs = [k for k, (a, b) in _flat_diff(saved.to_dict(), requested.to_dict()).items()
              if k not in _RESUMABLE_CHANGES]
     if diffs:
         raise ConfigError("cannot resume with a different config; these settings differ from the run's "
-                          f"config.yaml: {', '.join(diffs)}")
+                          f"{against}: {', '.join(diffs)}")
 
 
 def _flat_diff(a: dict, b: dict, prefix: str = "") -> dict[str, tuple[Any, Any]]:

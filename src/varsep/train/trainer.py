@@ -81,8 +81,9 @@ def build_trainer(config: RunConfig, run_dir: Path, *, progress: bool | None = N
     if precision is None:
         precision = resolve_precision(tc.precision, accelerator_device(tc.accelerator)).value
     ckpt_dir = run_dir / "checkpoints"
+    # best.ckpt is for scoring and forecasting, never resuming (last.ckpt is): weights only, a third of the size
     best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/mse", mode="min", save_top_k=1,
-                           enable_version_counter=False)
+                           enable_version_counter=False, save_weights_only=True)
     show_progress = tc.progress_bar if progress is None else progress
     max_seconds = None if tc.max_time_minutes is None else 60 * tc.max_time_minutes
     callbacks: list[Callback] = [LastCheckpoint(ckpt_dir / "last.ckpt", tc.checkpoint_every_n_steps, max_seconds,

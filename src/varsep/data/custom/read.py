@@ -11,7 +11,7 @@ written back in the input's layout. Nothing is normalised here (see varsep.data.
   optionally a sequence dimension, and observation dims (C, H, W), (H, W) or (m,). Read lazily, window by
   window (varsep.data.custom.lazy); NetCDF may be several files (a list, a glob, a folder) along time.
 - frames: a folder of images (one sequence) or a folder of sub-folders (one sequence each), frames in
-  natural order of their file names, 8-bit grey or RGB, kept as uint8.
+  natural order of their file names, 8-bit grey or RGB kept as uint8, 16-bit grey kept as uint16.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ ARRAY_SHAPES = "(N, T, C, H, W) frames, (N, T, H, W) one-channel frames or (N, T
 NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+DEEP_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")  # 16-bit (and 32-bit integer) grey images
 TIME_NAMES = ("time", "t")
 SEQUENCE_NAMES = ("sequence", "sequences", "seq", "sample", "samples", "member", "ensemble", "realization",
                   "run", "trajectory")
@@ -426,18 +427,26 @@ def scan_frames(folder: Path) -> list[tuple[str, list[Path]]]:
     return nested
 
 
-def read_image(path: Path, channels: int, size: tuple[int, int] | None) -> np.ndarray:
-    """One image as uint8 (C, H, W); ``size`` = (H, W) resizes it (Lanczos)."""
+def read_image(path: Path, channels: int, size: tuple[int, int] | None, *, deep: bool = False) -> np.ndarray:
+    """One image as uint8 (C, H, W), or uint16 with ``deep`` (16-bit grey images: their full range is kept,
+    and an 8-bit image among them is scaled by 257 to the same 0–65535 range); ``size`` = (H, W) resizes it
+    (Lanczos)."""
     try:
         with Image.open(path) as img:
             img.load()
-            img = img.convert("L" if channels == 1 else "RGB")
+            sixteen = img.mode in DEEP_MODES
+            # 16-bit grey as 32-bit integers: PIL resizes these, and no value is clipped
+            img = img.convert("I" if deep and sixteen else "L" if channels == 1 else "RGB")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise DataError(f"{path} is not a readable image ({err})") from None
     if size is not None and img.size != (size[1], size[0]):
         img = img.resize((size[1], size[0]), Image.LANCZOS)
-    array = np.asarray(img, dtype=np.uint8)
-    return array[None] if channels == 1 else array.transpose(2, 0, 1)
+    if deep:
+        array = np.asarray(img).astype(np.int64)
+        array = np.clip(array if sixteen else array * 257, 0, 65535).astype(np.uint16)
+    else:
+        array = np.asarray(img, dtype=np.uint8)
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 
 def read_frames(folder: Path, *, channels: int | None = None, resize: tuple[int, int] | None = None,
@@ -451,11 +460,12 @@ def read_frames(folder: Path, *, channels: int | None = None, resize: tuple[int,
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise DataError(f"{first} is not a readable image ({err})") from None
     channels = channels or (1 if mode in GREY_MODES else 3)
+    deep = mode in DEEP_MODES and channels == 1  # 16-bit grey: kept as uint16, read as value / 65535
     size = tuple(resize) if resize is not None else (height, width)
-    rows = np.empty((len(files), channels, *size), dtype=np.uint8)
+    rows = np.empty((len(files), channels, *size), dtype=np.uint16 if deep else np.uint8)
 
     def fill(i: int) -> None:
-        image = read_image(files[i], channels, size if resize is not None else None)
+        image = read_image(files[i], channels, size if resize is not None else None, deep=deep)
         if image.shape[1:] != size:
             raise DataError(f"{files[i]} is {image.shape[2]}×{image.shape[1]} but {first} is "
                             f"{width}×{height}; the frames must share one size (or set data.resize: [H, W] "
@@ -470,4 +480,4 @@ def read_frames(folder: Path, *, channels: int | None = None, resize: tuple[int,
         if len(sequences) > 1 else None, frame_dims=("channel", "y", "x"), frame_shape=tuple(rows.shape[1:]),
         starts=np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64), lengths=lengths,
         sequence_names=[name for name, _ in sequences], resized=resize is not None, frame_files=files)
-    return RawData(rows, description, raw_scale=1 / 255)
+    return RawData(rows, description, raw_scale=1 / 65535 if deep else 1 / 255)
