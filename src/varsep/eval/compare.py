@@ -179,7 +179,8 @@ def write_summary(root: Path, rows: list[dict[str, Any]], dataset, options: Eval
         curves = {r["label"]: r["report"]["horizons"][horizon][key] for r in rows}
         curves["repeat last frame"] = reports[0]["horizons"][horizon][f"baseline_{key}"]
         figures.append(plots.metric_curves(curves, root / f"compare_mse_t{horizon}.png", ylabel=mse_label(key),
-                                           log=True, title=f"MSE per forecast step ({budget})").name)
+                                           log=True, title=f"MSE per forecast step ({budget})",
+                                           references=("repeat last frame",)).name)
         figures.append(_forecast_figure(root, rows, dataset, int(horizon), options).name)
     text += "\nFigures: " + ", ".join(figures) + "\n"
     summary = {"budget_steps": budget_steps, "budget_minutes": budget_minutes, "figures": figures,

@@ -265,7 +265,8 @@ def _figures(out: Path, model: SeparableModel, dataset: SequenceDataset, windows
             curves["content swap"] = swap[key]
         name = "mse" if key.startswith("mse") else key
         made.append(plots.metric_curves(curves, out / f"{name}_t{horizon}.png", ylabel=ylabel, log=log,
-                                        title=f"{result['windows']} test windows"))
+                                        title=f"{result['windows']} test windows",
+                                        references=("repeat last frame",)))
     if "stride" in result:
         made.append(plots.stride_curve(result["mse"], result["baseline_mse"], model.time_stride,
                                        out / f"mse_observed_vs_skipped_t{horizon}.png"))

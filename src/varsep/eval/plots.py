@@ -8,6 +8,7 @@ Vector observations (WaveEq-100) are drawn as sensor × time maps.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def value_range(reference: np.ndarray, unit_interval: bool) -> tuple[float, floa
 
 def _save(fig: plt.Figure, path: Path, title: str) -> Path:
     if title:
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(textwrap.fill(title, 6 * round(fig.get_figwidth() * 2)), fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -193,19 +194,32 @@ def fusion_grid(content: np.ndarray, dynamics: np.ndarray, grid: np.ndarray, pat
 
 
 def metric_curves(curves: Mapping[str, Sequence[float]], path: str | Path, *, ylabel: str,
-                  log: bool = False, title: str = "") -> Path:
-    """Per-horizon curves of one metric (one line per model or baseline)."""
+                  log: bool = False, title: str = "", references: Sequence[str] = ()) -> Path:
+    """Per-horizon curves of one metric (one line per model or baseline).
+
+    Every curve gets its own colour (tab20 beyond ten curves, where the default cycle would repeat);
+    the curves named in ``references`` (e.g. "repeat last frame") are drawn black and dashed, so that a
+    reference is never mistaken for a model."""
     path = Path(path)
-    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    models = [name for name in curves if name not in references]
+    many = len(models) > 10
+    colours = plt.get_cmap("tab20" if many else "tab10")
+    fig, ax = plt.subplots(figsize=(7.5 if many else 5.5, 3.8 if many else 3.5))
     for name, curve in curves.items():
-        ax.plot(np.arange(1, len(curve) + 1), curve, label=name, marker="." if len(curve) <= 20 else None)
+        style = ({"color": "black", "linestyle": "--"} if name in references else
+                 {"color": colours(models.index(name) % colours.N)})
+        ax.plot(np.arange(1, len(curve) + 1), curve, label=name, marker="." if len(curve) <= 20 else None,
+                **style)
     ax.set_xlabel("forecast step (t + k)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers: no 2.5 or 7.5
     ax.set_ylabel(ylabel)
     if log and all(v > 0 for curve in curves.values() for v in curve):
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if len(curves) > 6:  # beside the axes: a legend of many lines would cover them
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    else:
+        ax.legend(fontsize=8)
     return _save(fig, path, title)
 
 
