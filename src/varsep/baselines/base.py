@@ -29,6 +29,7 @@ Optional hooks (declared here with defaults, so the harness never probes with ha
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -83,3 +84,50 @@ class Baseline(nn.Module):
 def count_parameters(module: nn.Module) -> int:
     """Parameters counted once each (shared sub-modules included once), as published counts do."""
     return sum(p.numel() for p in module.parameters())
+
+
+# ------------------------------------------------------------------------------------ checkpoint loading
+def unwrap_checkpoint(obj: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """The model state dict inside an OpenSTL / thuml checkpoint, with leading ``model.`` / ``module.`` removed.
+
+    Accepts a bare state dict, a Lightning ``.ckpt`` / pre-Lightning ``latest.pth`` dict (``'state_dict'``), or a
+    thuml/predrnn-pytorch checkpoint (``'net_param'``).
+    """
+    if not isinstance(obj, Mapping):
+        raise TypeError(f"expected a state dict or checkpoint dict, got {type(obj).__name__}")
+    for wrapper in ("state_dict", "net_param"):
+        if wrapper in obj and isinstance(obj[wrapper], Mapping):
+            obj = obj[wrapper]
+            break
+    out: dict[str, torch.Tensor] = {}
+    for key, value in obj.items():
+        name = str(key)
+        changed = True
+        while changed:
+            changed = False
+            for prefix in ("model.", "module."):
+                if name.startswith(prefix):
+                    name, changed = name[len(prefix):], True
+        if name in out:
+            raise ValueError(f"checkpoint key {key!r} collides with another key after prefix stripping")
+        out[name] = value
+    return out
+
+
+def check_state_dict(state_dict: Mapping[str, torch.Tensor], expected: Mapping[str, tuple[int, ...]],
+                     what: str) -> None:
+    """Raise a ValueError naming every missing key, unexpected key and shape mismatch (none → return)."""
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    mismatched = [f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(expected[k])}"
+                  for k in sorted(set(expected) & set(state_dict))
+                  if tuple(state_dict[k].shape) != tuple(expected[k])]
+    problems = []
+    if missing:
+        problems.append(f"missing keys {missing}")
+    if unexpected:
+        problems.append(f"unexpected keys {unexpected}")
+    if mismatched:
+        problems.append(f"shape mismatches [{'; '.join(mismatched)}]")
+    if problems:
+        raise ValueError(f"OpenSTL checkpoint does not fit {what}: " + "; ".join(problems))

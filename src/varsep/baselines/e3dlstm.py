@@ -55,7 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Baseline
+from .base import Baseline, check_state_dict, unwrap_checkpoint
 
 __all__ = ["E3DLSTM", "from_openstl_state_dict"]
 
@@ -73,39 +73,6 @@ def _from_patches(patches: torch.Tensor, p: int, c: int) -> torch.Tensor:
     b, t, _, hp, wp = patches.shape
     x = patches.reshape(b, t, p, p, c, hp, wp)
     return x.permute(0, 1, 4, 5, 2, 6, 3).reshape(b, t, c, hp * p, wp * p)
-
-
-def _unwrap_checkpoint(state_dict: Any) -> dict[str, torch.Tensor]:
-    if isinstance(state_dict, dict) and "state_dict" in state_dict and isinstance(state_dict["state_dict"], dict):
-        state_dict = state_dict["state_dict"]
-    if not isinstance(state_dict, dict):
-        raise TypeError(f"expected a state dict (or a checkpoint holding 'state_dict'), got {type(state_dict)}")
-    out: dict[str, torch.Tensor] = {}
-    for key, value in state_dict.items():
-        name = str(key)
-        while name.startswith(("model.", "module.")):
-            name = name.removeprefix("model.").removeprefix("module.")
-        if name in out:
-            raise ValueError(f"checkpoint key {key!r} collides with another key after prefix stripping")
-        out[name] = value
-    return out
-
-
-def _check_fits(state: dict[str, torch.Tensor], model: nn.Module, what: str) -> None:
-    own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    mismatched = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {own[k]}"
-                  for k in sorted(set(own) & set(state)) if tuple(state[k].shape) != own[k]]
-    problems = []
-    if missing:
-        problems.append(f"missing keys {missing}")
-    if unexpected:
-        problems.append(f"unexpected keys {unexpected}")
-    if mismatched:
-        problems.append(f"shape mismatches [{'; '.join(mismatched)}]")
-    if problems:
-        raise ValueError(f"OpenSTL checkpoint does not fit {what}: " + "; ".join(problems))
 
 
 # ----------------------------------------------------------------------------------------------------- layers
@@ -351,9 +318,10 @@ def from_openstl_state_dict(state_dict: Any, model: E3DLSTM | None = None) -> di
     read off the keys (patch size 1, since p and C only appear as their product); a ValueError names every missing or
     unexpected key and every shape mismatch. Use ``model.load_state_dict(result)``.
     """
-    state = _unwrap_checkpoint(state_dict)
+    state = unwrap_checkpoint(state_dict)
     if model is None:
         with torch.device("meta"):
             model = _infer(state)
-    _check_fits(state, model, f"E3DLSTM(num_hidden={model.num_hidden}, window_length={model.window_length})")
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    check_state_dict(state, shapes, f"E3DLSTM(num_hidden={model.num_hidden}, window_length={model.window_length})")
     return state

@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Baseline
+from .base import Baseline, check_state_dict, unwrap_checkpoint
 
 __all__ = ["PhyDNet", "from_openstl_state_dict", "kernel_to_moments", "moment_matrix", "moments_to_kernel"]
 
@@ -90,39 +90,6 @@ def moments_to_kernel(moments: torch.Tensor) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------------------ checkpoint help
-def _unwrap_checkpoint(state_dict: Any) -> dict[str, torch.Tensor]:
-    if isinstance(state_dict, dict) and "state_dict" in state_dict and isinstance(state_dict["state_dict"], dict):
-        state_dict = state_dict["state_dict"]
-    if not isinstance(state_dict, dict):
-        raise TypeError(f"expected a state dict (or a checkpoint holding 'state_dict'), got {type(state_dict)}")
-    out: dict[str, torch.Tensor] = {}
-    for key, value in state_dict.items():
-        name = str(key)
-        while name.startswith(("model.", "module.")):
-            name = name.removeprefix("model.").removeprefix("module.")
-        if name in out:
-            raise ValueError(f"checkpoint key {key!r} collides with another key after prefix stripping")
-        out[name] = value
-    return out
-
-
-def _check_fits(state: dict[str, torch.Tensor], model: nn.Module, what: str) -> None:
-    own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    mismatched = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {own[k]}"
-                  for k in sorted(set(own) & set(state)) if tuple(state[k].shape) != own[k]]
-    problems = []
-    if missing:
-        problems.append(f"missing keys {missing}")
-    if unexpected:
-        problems.append(f"unexpected keys {unexpected}")
-    if mismatched:
-        problems.append(f"shape mismatches [{'; '.join(mismatched)}]")
-    if problems:
-        raise ValueError(f"checkpoint does not fit {what}: " + "; ".join(problems))
-
-
 # ----------------------------------------------------------------------------------------------- networks
 class _ConvBlock(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int) -> None:
@@ -452,10 +419,11 @@ def from_openstl_state_dict(state_dict: Any, model: PhyDNet | None = None) -> di
     mapped. Checked against ``model`` when given, else against the architecture read off the keys; a ValueError names
     every missing or unexpected key and every shape mismatch. Use ``model.load_state_dict(result)``.
     """
-    state = _merge_layout(_unwrap_checkpoint(state_dict))
+    state = _merge_layout(unwrap_checkpoint(state_dict))
     if model is None:
         with torch.device("meta"):
             model = _infer(state)
-    _check_fits(state, model, f"PhyDNet(frame channels {model.frame_shape[0]}, "
-                              f"convlstm_hidden={model.convcell.hidden})")
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    check_state_dict(state, shapes, f"PhyDNet(frame channels {model.frame_shape[0]}, "
+                                    f"convlstm_hidden={model.convcell.hidden})")
     return state

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Baseline
+from .base import Baseline, check_state_dict, unwrap_checkpoint
 
 # OpenSTL configs/mmnist/{ConvLSTM,PredRNN,PredRNNpp,MIM,PredRNNv2}.py (identical sampling block in all five).
 SS_STOP_ITER = 50_000
@@ -361,53 +361,6 @@ def openstl_mmnist_defaults(config: str, lr: float, **extra: Any) -> dict[str, A
     }
     defaults.update(extra)
     return defaults
-
-
-# ------------------------------------------------------------------------------------ checkpoint loading
-def unwrap_checkpoint(obj: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    """The model state dict inside an OpenSTL / thuml checkpoint, with leading ``model.`` / ``module.`` removed.
-
-    Accepts a bare state dict, a Lightning ``.ckpt`` / pre-Lightning ``latest.pth`` dict (``'state_dict'``), or a
-    thuml/predrnn-pytorch checkpoint (``'net_param'``).
-    """
-    if not isinstance(obj, Mapping):
-        raise TypeError(f"expected a state dict or checkpoint dict, got {type(obj).__name__}")
-    for wrapper in ("state_dict", "net_param"):
-        if wrapper in obj and isinstance(obj[wrapper], Mapping):
-            obj = obj[wrapper]
-            break
-    out: dict[str, torch.Tensor] = {}
-    for key, value in obj.items():
-        name = str(key)
-        changed = True
-        while changed:
-            changed = False
-            for prefix in ("model.", "module."):
-                if name.startswith(prefix):
-                    name, changed = name[len(prefix):], True
-        if name in out:
-            raise ValueError(f"checkpoint key {key!r} collides with another key after prefix stripping")
-        out[name] = value
-    return out
-
-
-def check_state_dict(state_dict: Mapping[str, torch.Tensor], expected: Mapping[str, tuple[int, ...]],
-                     what: str) -> None:
-    """Raise a ValueError naming every missing key, unexpected key and shape mismatch (none → return)."""
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    mismatched = [f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(expected[k])}"
-                  for k in sorted(set(expected) & set(state_dict))
-                  if tuple(state_dict[k].shape) != tuple(expected[k])]
-    problems = []
-    if missing:
-        problems.append(f"missing keys {missing}")
-    if unexpected:
-        problems.append(f"unexpected keys {unexpected}")
-    if mismatched:
-        problems.append(f"shape mismatches [{'; '.join(mismatched)}]")
-    if problems:
-        raise ValueError(f"OpenSTL checkpoint does not fit {what}: " + "; ".join(problems))
 
 
 def expected_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
