@@ -38,12 +38,11 @@ from torch import nn
 
 from .recurrent import (
     RecurrentBaseline,
-    count_layers,
     gate_conv,
     head_conv,
     load_openstl,
     openstl_mmnist_defaults,
-    require,
+    stacked_cell_settings,
 )
 
 
@@ -105,16 +104,10 @@ class ConvLSTM(RecurrentBaseline):
 
 
 def _infer(sd: dict[str, torch.Tensor]) -> ConvLSTM:
-    layers = count_layers(sd, "cell_list.{}.conv_h.0.weight")
-    if layers == 0:
-        require(sd, "cell_list.0.conv_h.0.weight", "ConvLSTM")
-    hidden = [int(sd[f"cell_list.{i}.conv_h.0.weight"].shape[1]) for i in range(layers)]
-    kernel = int(sd["cell_list.0.conv_h.0.weight"].shape[-1])
-    channels = int(require(sd, "conv_last.weight", "ConvLSTM").shape[0])
-    layer_norm = "cell_list.0.conv_h.1.weight" in sd
-    h, w = (tuple(sd["cell_list.0.conv_h.1.weight"].shape[1:]) if layer_norm else (kernel, kernel))
-    return ConvLSTM((channels, int(h), int(w)), 1, 1, num_hidden=hidden, filter_size=kernel, patch_size=1,
-                    layer_norm=layer_norm)
+    found = stacked_cell_settings(sd, "ConvLSTM")
+    hidden = found["hidden"]
+    return ConvLSTM(found["frame"], 1, 1, num_hidden=hidden, filter_size=found["kernel"], patch_size=1,
+                    layer_norm=found["layer_norm"])
 
 
 def from_openstl_state_dict(state_dict: dict[str, Any], model: ConvLSTM | None = None) -> dict[str, torch.Tensor]:

@@ -48,12 +48,11 @@ from .recurrent import (
     RSS_STEP_1,
     RSS_STEP_2,
     RecurrentBaseline,
-    count_layers,
     gate_conv,
     head_conv,
     load_openstl,
     openstl_mmnist_defaults,
-    require,
+    stacked_cell_settings,
 )
 
 
@@ -161,19 +160,13 @@ class PredRNNv2(PredRNN):
 
 
 def _infer(sd: dict[str, torch.Tensor]) -> PredRNN:
-    layers = count_layers(sd, "cell_list.{}.conv_h.0.weight")
-    if layers == 0:
-        require(sd, "cell_list.0.conv_h.0.weight", "PredRNN")
-    hidden = [int(sd[f"cell_list.{i}.conv_h.0.weight"].shape[1]) for i in range(layers)]
-    kernel = int(sd["cell_list.0.conv_h.0.weight"].shape[-1])
-    channels = int(require(sd, "conv_last.weight", "PredRNN").shape[0])
-    layer_norm = "cell_list.0.conv_h.1.weight" in sd
-    h, w = (tuple(sd["cell_list.0.conv_h.1.weight"].shape[1:]) if layer_norm else (kernel, kernel))
+    found = stacked_cell_settings(sd, "PredRNN")
+    hidden = found["hidden"]
     if len(set(hidden)) != 1:
         raise ValueError(f"PredRNN checkpoint with unequal layer widths {hidden}: the zigzag memory needs equal ones")
     cls = PredRNNv2 if "adapter.weight" in sd else PredRNN
-    return cls((channels, int(h), int(w)), 1, 1, num_hidden=hidden, filter_size=kernel, patch_size=1,
-               layer_norm=layer_norm)
+    return cls(found["frame"], 1, 1, num_hidden=hidden, filter_size=found["kernel"], patch_size=1,
+               layer_norm=found["layer_norm"])
 
 
 def from_openstl_state_dict(state_dict: dict[str, Any], model: PredRNN | None = None) -> dict[str, torch.Tensor]:

@@ -41,12 +41,11 @@ from torch import nn
 
 from .recurrent import (
     RecurrentBaseline,
-    count_layers,
     gate_conv,
     head_conv,
     load_openstl,
     openstl_mmnist_defaults,
-    require,
+    stacked_cell_settings,
 )
 
 
@@ -152,18 +151,12 @@ class PredRNNpp(RecurrentBaseline):
 
 
 def _infer(sd: dict[str, torch.Tensor]) -> PredRNNpp:
-    layers = count_layers(sd, "cell_list.{}.conv_h.0.weight")
-    if layers == 0:
-        require(sd, "cell_list.0.conv_h.0.weight", "PredRNN++")
-    hidden = [int(sd[f"cell_list.{i}.conv_h.0.weight"].shape[1]) for i in range(layers)]
-    kernel = int(sd["cell_list.0.conv_h.0.weight"].shape[-1])
-    channels = int(require(sd, "conv_last.weight", "PredRNN++").shape[0])
-    layer_norm = "cell_list.0.conv_h.1.weight" in sd
-    h, w = (tuple(sd["cell_list.0.conv_h.1.weight"].shape[1:]) if layer_norm else (kernel, kernel))
-    if layers < 2 or len(set(hidden)) != 1:
+    found = stacked_cell_settings(sd, "PredRNN++")
+    hidden = found["hidden"]
+    if len(hidden) < 2 or len(set(hidden)) != 1:
         raise ValueError(f"PredRNN++ checkpoint with layer widths {hidden}: needs ≥ 2 layers of equal width")
-    return PredRNNpp((channels, int(h), int(w)), 1, 1, num_hidden=hidden, filter_size=kernel, patch_size=1,
-                     layer_norm=layer_norm)
+    return PredRNNpp(found["frame"], 1, 1, num_hidden=hidden, filter_size=found["kernel"], patch_size=1,
+                     layer_norm=found["layer_norm"])
 
 
 def from_openstl_state_dict(state_dict: dict[str, Any], model: PredRNNpp | None = None) -> dict[str, torch.Tensor]:

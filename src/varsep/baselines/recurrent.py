@@ -373,6 +373,23 @@ def require(state_dict: Mapping[str, torch.Tensor], key: str, what: str) -> torc
     return state_dict[key]
 
 
+def stacked_cell_settings(sd: Mapping[str, torch.Tensor], what: str) -> dict[str, Any]:
+    """What an OpenSTL state dict of stacked ``cell_list`` layers (ConvLSTM, PredRNN, PredRNN++) says about
+    its model: frame shape (patched channels, height, width), per-layer widths, kernel size, layer norm.
+
+    The map size is only stored by layer norm's weights; without them the kernel size stands in for it
+    (the cells' weights do not depend on it)."""
+    layers = count_layers(sd, "cell_list.{}.conv_h.0.weight")
+    if layers == 0:
+        require(sd, "cell_list.0.conv_h.0.weight", what)
+    hidden = [int(sd[f"cell_list.{i}.conv_h.0.weight"].shape[1]) for i in range(layers)]
+    kernel = int(sd["cell_list.0.conv_h.0.weight"].shape[-1])
+    channels = int(require(sd, "conv_last.weight", what).shape[0])
+    layer_norm = "cell_list.0.conv_h.1.weight" in sd
+    h, w = (tuple(sd["cell_list.0.conv_h.1.weight"].shape[1:]) if layer_norm else (kernel, kernel))
+    return {"frame": (channels, int(h), int(w)), "hidden": hidden, "kernel": kernel, "layer_norm": layer_norm}
+
+
 def count_layers(state_dict: Mapping[str, torch.Tensor], template: str) -> int:
     """Number of consecutive layers i = 0, 1, … for which ``template.format(i)`` is a key."""
     n = 0
