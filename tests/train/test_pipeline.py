@@ -115,3 +115,16 @@ def test_profiler_writes_a_report(tmp_path, tiny_waveeq):
                  "--trainer.max_epochs", "1", "--trainer.profiler", "simple"]) == 0
     report = next((run / "profile").glob("*profile*.txt")).read_text()
     assert "run_training_batch" in report or "training_step" in report
+
+
+def test_reading_batches_ahead_in_threads_trains_the_same_weights(tmp_path, tiny_config):
+    from varsep.storage import safe_torch_load
+    from varsep.train import fit
+
+    weights = []
+    for workers in (0, 2):
+        run = fit(tiny_config(data__num_workers=workers, trainer__max_epochs=1), tmp_path / f"w{workers}")
+        weights.append(safe_torch_load(run / "checkpoints" / "last.ckpt")["state_dict"])
+    assert weights[0].keys() == weights[1].keys()
+    for key in weights[0]:
+        assert torch.equal(weights[0][key], weights[1][key]), key

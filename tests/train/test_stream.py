@@ -128,3 +128,26 @@ def test_kept_targets_are_drawn_per_sequence_and_reproducibly():
     assert len({tuple(r) for r in keep}) > 1  # a different subset per sequence
     halves = [stream(keep=(6, 0.5), rank=r, world_size=2).batch(0, 1)["keep"] for r in range(2)]
     np.testing.assert_array_equal(np.concatenate(halves), keep)
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_reading_ahead_in_threads_gives_the_same_batches_in_order(workers):
+    reference = stream(batches_per_epoch=5)
+    plain = [b for _ in range(2) for b in reference]
+    ahead = stream(batches_per_epoch=5, workers=workers)
+    threaded = [b for _ in range(2) for b in ahead]
+    assert keys(threaded) == keys(plain)
+    for x, y in zip(threaded, plain, strict=True):
+        np.testing.assert_array_equal(x["frames"], y["frames"])
+        assert x["ae_index"] == y["ae_index"]
+
+
+def test_reading_ahead_stops_cleanly_mid_epoch():
+    import threading
+
+    ahead = stream(batches_per_epoch=50, workers=2)
+    it = iter(ahead)
+    first = [next(it) for _ in range(3)]
+    it.close()  # what happens when Lightning stops mid-epoch (max_steps) and drops the iterator
+    assert keys(first) == [(0, 0), (0, 1), (0, 2)]
+    assert not any(t.name.startswith("varsep-batches") for t in threading.enumerate())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -10,6 +11,7 @@ HELP = "train a model; any setting can follow as --section.key value"
 EPILOG = ("example: varsep fit -c configs/waveeq.yaml --data.root data/waveeq --trainer.precision bf16; "
           "continue a run with: varsep fit --resume --run-dir RUN_DIR")
 TAKES_SETTINGS = True
+RUN_DIR_VARIABLE = "VARSEP_RUN_DIR"  # the run folder, for the extra processes of a data-parallel run
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,8 +37,27 @@ def run(args: argparse.Namespace, settings: list[str]) -> None:
     else:
         config = load_config(args.config, overrides)  # config errors come before torch is imported
     from varsep.train import fit
+    from varsep.train.rundir import is_primary_process
 
-    run_dir = args.run_dir or Path("runs") / f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    print(f"run folder: {run_dir}")
-    fit(config, run_dir, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
-    print(f"done: checkpoints in {Path(run_dir) / 'checkpoints'}; evaluate with: varsep evaluate {run_dir}")
+    primary = is_primary_process()
+    run_dir = args.run_dir
+    if run_dir is None and not primary:  # a DDP child Lightning started: the folder its parent chose
+        run_dir = os.environ.get(RUN_DIR_VARIABLE)
+        if run_dir is None:  # e.g. torchrun or srun, where every process starts at once
+            raise VarsepError("a process of a multi-process run needs the run folder: pass --run-dir RUN_DIR "
+                              "(the same folder) to every process")
+    if run_dir is None:
+        run_dir = Path("runs") / f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if primary:
+        print(f"run folder: {run_dir}")
+    previous = os.environ.get(RUN_DIR_VARIABLE)
+    os.environ[RUN_DIR_VARIABLE] = str(run_dir)  # inherited by the processes Lightning starts
+    try:
+        fit(config, run_dir, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet and primary)
+    finally:
+        if previous is None:
+            os.environ.pop(RUN_DIR_VARIABLE, None)
+        else:
+            os.environ[RUN_DIR_VARIABLE] = previous
+    if primary:
+        print(f"done: checkpoints in {Path(run_dir) / 'checkpoints'}; evaluate with: varsep evaluate {run_dir}")

@@ -247,6 +247,10 @@ class CustomConfig(DataConfig):
     gap: int | None = None  # frames between parts of a time split; None: cond_frames + max(test_horizons)
     val_stride: int = 1  # a validation window starts every val_stride frames
     test_stride: int = 1  # a test window starts every test_stride frames
+    # Data up to this many MiB (float32, as the model sees them) are read once and kept normalised in
+    # memory, so a small series costs no reading per step; larger ones are read window by window.
+    # 0: always window by window.
+    in_memory_mb: float = 1024
 
     def validate(self) -> None:
         super().validate()
@@ -277,4 +281,4 @@ class CustomConfig(DataConfig):
                               f"{self.test_stride}")
         if self.test_sequences is not None and self.split == "time":
             raise ConfigError("data.test_sequences picks test sequences; it does not apply to data.split: time")
-        require_non_negative(self, "gap")
+        require_non_negative(self, "gap", "in_memory_mb")

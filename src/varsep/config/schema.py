@@ -37,6 +37,8 @@ class DataConfig:
     batch_size: int = 128
     batches_per_epoch: int | None = None  # None: one pass over the training windows
     val_batch_size: int = 256
+    # Threads that read and prepare training batches ahead of the step (0: in the step's own thread).
+    # Batches stay a function of (seed, epoch, index), so runs are identical with any number.
     num_workers: int = 0
     # Training on subsampled sequences (continuous time): observe every time_stride-th frame (the model then
     # forecasts the frames in between too), and/or supervise each training window at a random subset of the

@@ -42,7 +42,8 @@ class SequenceDataModule(L.LightningDataModule):
         per_epoch = data.batches_per_epoch or self.dataset.default_batches_per_epoch
         self.train_stream = TrainStream(self.dataset.train_source(), batch_size=data.batch_size,
                                         batches_per_epoch=per_epoch, seed=self.config.seed,
-                                        ae_choices=self.ae_choices, rank=rank, world_size=world, keep=self.keep)
+                                        ae_choices=self.ae_choices, rank=rank, world_size=world, keep=self.keep,
+                                        workers=data.num_workers)
         if self._stream_state is not None:
             self.train_stream.load_state_dict(self._stream_state)
         return self.train_stream

@@ -11,7 +11,10 @@ Training batches are a pure function of ``(seed, epoch, index)``: the windows of
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -39,6 +42,7 @@ class TrainStream:
         rank: int = 0,
         world_size: int = 1,
         keep: tuple[int, float] | None = None,
+        workers: int = 0,
     ) -> None:
         if batch_size % world_size:
             raise ConfigError(f"batch size {batch_size} is not divisible by the {world_size} processes: set "
@@ -48,6 +52,7 @@ class TrainStream:
         self.seed = seed
         self.ae_choices = max(1, ae_choices)
         self.rank, self.world_size = rank, world_size
+        self.workers = workers  # threads preparing the next batches while the step computes
         # Irregular supervision: of the ``targets`` forecast frames of a window, keep round(p·targets) at
         # random (at least one), a different subset per sequence; the auto-encoding offset is then 0.
         self.keep = None if keep is None else (keep[0], max(1, round(keep[1] * keep[0])))
@@ -74,8 +79,27 @@ class TrainStream:
         # soon as this one starts.
         epoch, start = self._iter_from
         self._iter_from = (epoch + 1, 0)
-        for index in range(start, self.batches_per_epoch):
-            yield self.batch(epoch, index)
+        indices = range(start, self.batches_per_epoch)
+        if self.workers == 0:
+            for index in indices:
+                yield self.batch(epoch, index)
+            return
+        # Reading ahead: up to 2 batches per thread in flight, served in order. Reading (NetCDF/Zarr
+        # decoding, numpy gathers) releases the GIL, so it overlaps the model's compute.
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="varsep-batches")
+        pending: deque[Future] = deque()
+        ahead = iter(indices)
+        try:
+            for index in islice(ahead, 2 * self.workers):
+                pending.append(pool.submit(self.batch, epoch, index))
+            while pending:
+                batch = pending.popleft().result()
+                following = next(ahead, None)
+                if following is not None:
+                    pending.append(pool.submit(self.batch, epoch, following))
+                yield batch
+        finally:  # also when Lightning stops mid-epoch (max_steps, a signal): drop what is not needed
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def batch(self, epoch: int, index: int) -> dict[str, Any]:
         """Batch ``index`` of ``epoch`` (this process's slice of it)."""

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,7 @@ from varsep.config.datasets import CUSTOM_KINDS as KINDS
 from varsep.config.datasets import CustomConfig
 from varsep.data.base import SequenceDataset, SetSource, WindowSet, WindowSource
 from varsep.data.custom.calendar import calendar_groups
+from varsep.data.custom.lazy import LazyRows
 from varsep.data.custom.norm import (
     Normalization,
     channel_statistics,
@@ -151,6 +153,10 @@ class CustomDataset(SequenceDataset):
                          sequence_dim=config.sequence_dim, channel_dim=config.channel_dim,
                          channels=config.channels, resize=resize)
         self.description: DataDescription = self.data.description
+        self._in_memory = _megabytes(self.data.rows.shape) <= config.in_memory_mb
+        self._ready: RawData | None = None  # the normalised rows, when kept in memory (set below)
+        if self._in_memory and isinstance(self.data.rows, LazyRows):  # small: one read, then none
+            self.data = replace(self.data, rows=self.data.rows[0:len(self.data.rows)])
         stored = self.description.frame_shape
         if resize is not None and len(stored) == 1:
             raise ConfigError(f"data.resize applies to frames; {self._source()} holds vectors of {stored[0]}")
@@ -170,6 +176,12 @@ class CustomDataset(SequenceDataset):
         self.unit_interval = config.normalization == "minmax" or (config.normalization == "none"
                                                                     and kind == "frames")
         self._family = self._default_family()
+        # Small data: every row normalised (masked, resized) once, so taking a window is one gather.
+        if self._in_memory and _megabytes((len(self.data.rows), *self.frame_shape)) <= config.in_memory_mb:
+            rows = SpanWindows(self.data.rows, np.zeros(1, dtype=np.int64), len(self.data.rows),
+                               scale=self.data.raw_scale).take(np.zeros(1, dtype=np.int64))
+            ready = self._transform(rows, np.arange(len(self.data.rows))[None])[0]
+            self._ready = RawData(np.ascontiguousarray(ready), self.description)
 
     # --------------------------------------------------------------------------------------- reading
     @staticmethod
@@ -354,6 +366,8 @@ class CustomDataset(SequenceDataset):
         return x
 
     def _windows(self, part: str, length: int, stride: int = 1) -> CustomWindows:
+        if self._ready is not None:
+            return CustomWindows(self._ready, self.parts[part], length, stride, _as_is)
         return CustomWindows(self.data, self.parts[part], length, stride, self._transform)
 
     def train_source(self) -> WindowSource:
@@ -401,3 +415,13 @@ class CustomDataset(SequenceDataset):
     @property
     def default_decoder(self) -> str:  # type: ignore[override]
         return self._family
+
+
+def _megabytes(shape: tuple[int, ...]) -> float:
+    """MiB of a float32 array of ``shape``."""
+    return float(np.prod(shape, dtype=np.float64)) * 4 / 2**20
+
+
+def _as_is(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The transform of rows already normalised."""
+    return x
