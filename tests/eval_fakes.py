@@ -21,6 +21,7 @@ class FakeData:
     paper_mse_factor = None
     reports_paper_compatible = False
     valid_mask = None
+    climatology_reference = None
 
     def physical(self, frames, windows, indices, offset):
         return None

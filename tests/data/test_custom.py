@@ -390,4 +390,7 @@ def test_readme_section_points_at_the_example_and_its_config_is_valid():
     data = config_from_dict(yaml.safe_load(block)).data
     assert (data.name, data.kind, data.variable) == ("custom", "netcdf", "temperature")
     data = config_from_dict(yaml.safe_load(field)).data
-    assert (data.kind, data.path, data.normalization) == ("netcdf", "tos_*.nc", "per_pixel")
+    assert (data.kind, data.path, data.normalization) == ("netcdf", "sst_*.nc", "per_pixel")
+    config = (REPO / "docs" / "examples" / "own_field.yaml").read_text()
+    assert yaml.safe_load(config) == yaml.safe_load(field)  # the section shows the example's config
+    assert "docs/examples/make_own_field.py" in section and "docs/results/own-field/map_t12.png" in section

@@ -319,3 +319,16 @@ def test_sst_config_file():
     with torch.no_grad():
         out = model.forecast(torch.randn(2, 4, 1, 64, 64), 3)
     assert out.shape == (2, 3, 1, 64, 64) and torch.isfinite(out).all()
+
+
+def test_the_climatology_forecast_is_the_daily_mean_in_celsius(zones3):
+    root, raw = zones3
+    ds = build_dataset(config(root))
+    assert "daily climatology" in ds.climatology_reference
+    w = ds.test_windows(6)
+    idx = np.arange(len(w))
+    clim = ds.climatology_forecast(w, idx, 4, 6)
+    assert clim.shape == (len(idx), 6, 1, 64, 64)
+    mean, _ = ds.climatology(w, idx, 4, 6)  # μ_clim of each target day: the forecast, once in °C
+    np.testing.assert_allclose(ds.physical(clim, w, idx, 4), np.broadcast_to(mean, clim.shape), atol=1e-4)
+    assert build_dataset(config(root, normalization="frame")).climatology_reference is None

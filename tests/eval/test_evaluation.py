@@ -130,7 +130,11 @@ def test_evaluate_writes_metrics_table_and_figures(tiny_run):
     assert float(rows[0]["MSE t+40"]) == pytest.approx(r["mse_mean"], rel=1e-3)
     assert float(rows[1]["SSIM t+40"]) == pytest.approx(r["baseline_ssim_mean"], abs=1e-4)
     lines = summary_lines(report)
-    assert lines[0].startswith("t+40: MSE") and "content swap" in lines[1]
+    assert lines[0].startswith("t+40: MSE") and "content swap" in lines[-1]
+    verdict = r["verdict"]["repeat_last_frame"]  # then whether it beats repeating the last frame, step by step
+    assert saved["horizons"]["40"]["verdict"]["metric"] == "mse" and "climatology" not in r["verdict"]
+    assert any(line.startswith("t+40: the model") for line in lines[1:-1])
+    assert verdict["not_beaten"] == [k + 1 for k in range(40) if not r["mse"][k] < r["baseline_mse"][k]]
 
 
 def test_evaluate_command_without_swap_or_figures(tiny_run, capsys):

@@ -105,6 +105,9 @@ class SequenceDataset(abc.ABC):
     # Cells of the frame (its shape, True = valid) that hold the field; None: all of them. Invalid cells
     # (land in ocean data) are 0 in the windows served, and no loss or metric counts them.
     valid_mask: np.ndarray | None = None
+    # What :meth:`climatology_forecast` forecasts, in words (for the report), or None where the data set has
+    # no climatology: the evaluation then scores no climatology reference and never calls it.
+    climatology_reference: str | None = None
 
     def __init__(self, config: DataConfig) -> None:
         self.config = config
@@ -165,6 +168,13 @@ class SequenceDataset(abc.ABC):
         """Forecast and target in physical units the way the official code converted them (only where
         :attr:`reports_paper_compatible`)."""
         raise NotImplementedError(f"{type(self).__name__} has no paper-compatible conversion")
+
+    def climatology_forecast(self, windows: WindowSet, indices: np.ndarray, offset: int, k: int) -> np.ndarray:
+        """The climatology forecast of frames ``offset`` … ``offset+k−1`` of windows ``indices``, (n, k, *frame)
+        on the model's scale: each cell's climatological value for the frame's date — a reference any
+        forecast should beat, known in advance (calendar, training statistics), never from the targets.
+        Only called where :attr:`climatology_reference` is set."""
+        raise NotImplementedError(f"{type(self).__name__} has no climatology (climatology_reference is None)")
 
     def physical(self, frames: np.ndarray, windows: WindowSet, indices: np.ndarray, offset: int) -> np.ndarray | None:
         """Frames in physical units (e.g. °C for SST), or None where the data have none.

@@ -39,7 +39,12 @@ from varsep.forecaster import Forecaster
 from varsep.model import SeparableModel
 from varsep.precision import Precision, resolve_precision
 
-__all__ = ["EvalOptions", "check_compatible", "evaluate", "score_horizon", "summary_lines"]
+__all__ = ["EvalOptions", "check_compatible", "evaluate", "reference_verdict", "score_horizon", "summary_lines"]
+
+# The references every forecast is held against: (prefix of their metrics, key in the verdict, in words).
+REFERENCES = (("baseline_", "repeat_last_frame", "repeating the last frame"),
+              ("climatology_", "climatology", "the climatology"))
+REFERENCE_PREFIXES = tuple(prefix for prefix, _, _ in REFERENCES)
 
 
 @dataclass(frozen=True)
@@ -163,7 +168,7 @@ def best_of_samples(model, scorer: FrameScorer, idx: np.ndarray, frames: torch.T
     choice = torch.stack([s[key].mean(1) for s in scores]).argmax(0)  # (b,)
     rows = torch.arange(len(idx))
     return {name: torch.stack([s[name] for s in scores])[choice, rows] for name in scores[0]
-            if not name.startswith("baseline_")}
+            if not name.startswith(REFERENCE_PREFIXES)}
 
 
 def evaluate(run: Forecaster, dataset: SequenceDataset | None = None, *, out_dir: str | Path | None = None,
@@ -198,6 +203,7 @@ def evaluate(run: Forecaster, dataset: SequenceDataset | None = None, *, out_dir
         report["definitions"] = result.pop("definitions")
         if model.time_stride > 1:
             result["stride"] = split_by_observed_times(result, model.time_stride)
+        result["verdict"] = reference_verdict(result)
         report["horizons"][str(horizon)] = result
         if out is not None and options.figures and examples["index"]:
             report["figures"] += _figures(out, model, dataset, windows, horizon, result, examples,
@@ -261,18 +267,40 @@ def _figures(out: Path, model: SeparableModel, dataset: SequenceDataset, windows
         if key not in result:
             continue
         curves = {"model": result[key], "repeat last frame": result[f"baseline_{key}"]}
+        if f"climatology_{key}" in result:
+            curves["climatology"] = result[f"climatology_{key}"]
         if swap is not None and key in swap:
             curves["content swap"] = swap[key]
         name = "mse" if key.startswith("mse") else key
         made.append(plots.metric_curves(curves, out / f"{name}_t{horizon}.png", ylabel=ylabel, log=log,
                                         title=f"{result['windows']} test windows",
-                                        references=("repeat last frame",)))
+                                        references=("repeat last frame", "climatology")))
+    if dataset.valid_mask is not None and len(np.asarray(frames).shape) == 4:
+        made.append(_masked_map(out / f"map_t{horizon}.png", dataset, windows, index, frames, forecast, cond,
+                                title))
     if "stride" in result:
         made.append(plots.stride_curve(result["mse"], result["baseline_mse"], model.time_stride,
                                        out / f"mse_observed_vs_skipped_t{horizon}.png"))
     if fusion and model.uses_content and len(np.asarray(frames).shape) == 4 and len(windows) >= 2:
         made.append(_fusion(out / "fusion.png", model, windows, horizon, unit, precision, device))
     return [str(p.name) for p in made if p is not None]
+
+
+def _masked_map(path: Path, dataset: SequenceDataset, windows: WindowSet, index: int, frames: np.ndarray,
+                forecast: np.ndarray, cond: int, title: str) -> Path:
+    """Truth, forecast and difference of one window as maps, in the data's units where it has them, the
+    masked cells (land) drawn grey."""
+    from varsep.eval import plots
+
+    which = np.array([index])
+    truth, guess = np.asarray(frames[cond:])[None], np.asarray(forecast)[None]
+    phys_truth = dataset.physical(truth, windows, which, cond)
+    units = ""
+    if phys_truth is not None:
+        truth, guess = phys_truth, dataset.physical(guess, windows, which, cond)
+        units = "data units"
+    return plots.masked_maps(truth[0], guess[0], dataset.valid_mask, path, units=units,
+                             title=f"{title}: land (masked cells) grey")
 
 
 def _closest(truths: np.ndarray, forecast: np.ndarray) -> np.ndarray:
@@ -312,8 +340,68 @@ def check_compatible(loaded: Forecaster, dataset: SequenceDataset) -> None:
                         f"{got.cond_frames} (data.cond_frames)")
 
 
+def reference_verdict(result: dict[str, Any]) -> dict[str, Any]:
+    """Whether the model beats each reference of a horizon's result at every forecast step.
+
+    Compared on the headline MSE (:func:`~varsep.eval.scoring.headline_mse`: the data's units where the data
+    set has them), step by step: a step is beaten when the model's MSE is strictly below the reference's.
+    Returns ``{"metric": key, "steps": h, <reference>: {"not_beaten": [steps, 1-based], "beats_every_step":
+    bool, "worst_ratio": max over steps of model / reference MSE}}`` for each reference scored."""
+    key = headline_mse(result)
+    model = result[key]
+    out: dict[str, Any] = {"metric": key, "steps": len(model)}
+    for prefix, name, _ in REFERENCES:
+        reference = result.get(prefix + key)
+        if reference is None:
+            continue
+        pairs = list(zip(model, reference, strict=True))
+        missed = [step for step, (m, r) in enumerate(pairs, start=1) if not m < r]
+        ratios = [m / r if r > 0 else float("inf") if m > 0 else 1.0 for m, r in pairs]
+        out[name] = {"not_beaten": missed, "beats_every_step": not missed, "worst_ratio": max(ratios)}
+    return out
+
+
+def step_ranges(steps: list[int]) -> str:
+    """[1, 2, 3, 7] → "1–3, 7"."""
+    runs: list[list[int]] = []
+    for step in steps:
+        if runs and step == runs[-1][-1] + 1:
+            runs[-1].append(step)
+        else:
+            runs.append([step])
+    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}–{r[-1]}" for r in runs)
+
+
+def verdict_lines(horizon: str, result: dict[str, Any], verdict: dict[str, Any]) -> list[str]:
+    """Plain lines: which references the model does not beat, at which steps, or that it beats them all."""
+    key, n = verdict["metric"], verdict["steps"]
+    present = [(prefix, name, words) for prefix, name, words in REFERENCES if name in verdict]
+    beaten = [words for _, name, words in present if verdict[name]["beats_every_step"]]
+    lines = []
+    for prefix, name, words in present:
+        missed = verdict[name]["not_beaten"]
+        if not missed:
+            continue
+        ratios = [m / r if r > 0 else float("inf") for m, r in zip(result[key], result[prefix + key], strict=True)]
+        worst = int(np.argmax(ratios))
+        at = "steps" if len(missed) > 1 else "step"
+        lines.append(f"t+{horizon}: the model does NOT beat {words} at {at} {step_ranges(missed)} of {n} "
+                     f"({key} {result[key][worst]:.3g} against {result[prefix + key][worst]:.3g} at step "
+                     f"{worst + 1})")
+    if beaten:
+        worst_ratio = max(verdict[name]["worst_ratio"] for _, name, words in present if words in beaten)
+        both = " and ".join(beaten)
+        if len(beaten) == len(present):
+            lines.append(f"t+{horizon}: the model beats {both} at every one of the {n} steps ({key} at most "
+                         f"{worst_ratio:.2f}× theirs)")
+        else:
+            lines.append(f"t+{horizon}: it beats {both} at every step ({key} at most {worst_ratio:.2f}× theirs)")
+    return lines
+
+
 def summary_lines(report: dict[str, Any]) -> list[str]:
-    """Human-readable lines: mean MSE per horizon against the repeat-last-frame baseline, and the swap."""
+    """Human-readable lines: mean MSE per horizon against the repeat-last-frame baseline (and climatology),
+    whether the model beats them at every step, and the swap."""
     lines = []
     for horizon, r in report["horizons"].items():
         ratio = r["baseline_mse_mean"] / r["mse_mean"] if r["mse_mean"] > 0 else float("inf")
@@ -324,6 +412,10 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
             extra += f", {key} {r[f'{key}_mean']:.4g}"
         lines.append(f"t+{horizon}: MSE {r['mse_mean']:.3e} (repeat-last-frame {r['baseline_mse_mean']:.3e}: "
                      f"{versus}), PSNR {r['psnr_mean']:.2f} dB{extra} over {r['windows']} windows")
+        if "climatology_mse_mean" in r:
+            lines.append(f"t+{horizon}: climatology MSE {r['climatology_mse_mean']:.3e}" +
+                         (f", {key} {r[f'climatology_{key}_mean']:.4g}" if key != "mse" else ""))
+        lines += verdict_lines(horizon, r, r.get("verdict") or reference_verdict(r))
         if "best_of_mse_mean" in r:
             lines.append(f"t+{horizon} best of {r['samples']} samples: MSE {r['best_of_mse_mean']:.3e}, PSNR "
                          f"{r['best_of_psnr_mean']:.2f} dB" + (f", SSIM {r['best_of_ssim_mean']:.4f}"

@@ -21,6 +21,8 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 Row = tuple[str, np.ndarray, str]  # (name, frames (n, *frame), "image" | "diff")
+REFERENCE_LINES = ("--", ":")  # line styles of the reference curves (repeat last frame, climatology)
+LAND = (0.6, 0.6, 0.6)  # masked cells (land) in maps: plain grey, in no colour map used
 
 
 def _as_image(frame: np.ndarray) -> np.ndarray:
@@ -198,16 +200,16 @@ def metric_curves(curves: Mapping[str, Sequence[float]], path: str | Path, *, yl
     """Per-horizon curves of one metric (one line per model or baseline).
 
     Every curve gets its own colour (tab20 beyond ten curves, where the default cycle would repeat);
-    the curves named in ``references`` (e.g. "repeat last frame") are drawn black and dashed, so that a
-    reference is never mistaken for a model."""
+    the curves named in ``references`` (e.g. "repeat last frame", "climatology") are drawn black, dashed
+    then dotted, so that a reference is never mistaken for a model."""
     path = Path(path)
     models = [name for name in curves if name not in references]
     many = len(models) > 10
     colours = plt.get_cmap("tab20" if many else "tab10")
     fig, ax = plt.subplots(figsize=(7.5 if many else 5.5, 3.8 if many else 3.5))
     for name, curve in curves.items():
-        style = ({"color": "black", "linestyle": "--"} if name in references else
-                 {"color": colours(models.index(name) % colours.N)})
+        style = ({"color": "black", "linestyle": REFERENCE_LINES[list(references).index(name) % len(REFERENCE_LINES)]}
+                 if name in references else {"color": colours(models.index(name) % colours.N)})
         ax.plot(np.arange(1, len(curve) + 1), curve, label=name, marker="." if len(curve) <= 20 else None,
                 **style)
     ax.set_xlabel("forecast step (t + k)")
@@ -221,6 +223,57 @@ def metric_curves(curves: Mapping[str, Sequence[float]], path: str | Path, *, yl
     else:
         ax.legend(fontsize=8)
     return _save(fig, path, title)
+
+
+def masked_frame(frame: np.ndarray, valid: np.ndarray | None) -> np.ma.MaskedArray:
+    """One channel (H, W) of a frame (C, H, W) as a masked array: the cells outside ``valid`` (land) masked,
+    whatever they hold (0, NaN), so they are drawn as :data:`LAND` and set no colour limit."""
+    image = np.asarray(frame, dtype=np.float64).mean(0) if frame.ndim == 3 else np.asarray(frame, np.float64)
+    hidden = ~np.isfinite(image)
+    if valid is not None:
+        cells = np.asarray(valid, dtype=bool)
+        hidden |= ~(cells.all(0) if cells.ndim == 3 else cells)
+    return np.ma.masked_array(image, mask=hidden)
+
+
+def masked_maps(truth: np.ndarray, forecast: np.ndarray, valid: np.ndarray | None, path: str | Path, *,
+                steps: Sequence[int] | None = None, units: str = "", title: str = "",
+                extent: tuple[float, float, float, float] | None = None) -> Path:
+    """Maps of a field forecast: ground truth, forecast and their difference at a few steps, land grey.
+
+    ``truth`` and ``forecast`` (h, C, H, W) are in the data's units; ``valid`` (the data set's mask, True
+    where the field is) hides the other cells, drawn plain :data:`LAND`. Truth and forecast share the
+    colour range of the truth's valid cells; the difference is diverging, scaled by its largest absolute
+    value. ``extent`` (lon0, lon1, lat0, lat1) labels the axes (cells drawn as equal squares)."""
+    path = Path(path)
+    steps = list(steps) if steps is not None else pick_columns(len(truth), 4)
+    shown = [masked_frame(truth[k], valid) for k in steps]
+    lo = float(min(m.min() for m in shown))
+    hi = float(max(m.max() for m in shown))
+    diffs = [masked_frame(forecast[k], valid) - masked_frame(truth[k], valid) for k in steps]
+    scale = float(max(np.abs(d).max() for d in diffs)) or 1.0
+    rows = [("ground truth", shown, "viridis", (lo, hi)),
+            ("forecast", [masked_frame(forecast[k], valid) for k in steps], "viridis", (lo, hi)),
+            (f"forecast − truth\n(±{scale:.2g} {units})".rstrip(), diffs, "RdBu_r", (-scale, scale))]
+    fig, axes = plt.subplots(3, len(steps), figsize=(2.1 * len(steps) + 1.6, 5.6), squeeze=False)
+    for r, (name, images, cmap, (vmin, vmax)) in enumerate(rows):
+        colours = plt.get_cmap(cmap).with_extremes(bad=LAND)
+        for c, image in enumerate(images):
+            ax = axes[r, c]
+            shown_image = ax.imshow(image, cmap=colours, vmin=vmin, vmax=vmax, origin="lower",
+                                    interpolation="nearest", extent=extent, aspect="auto")
+            if r == 0:
+                ax.set_title(f"t+{steps[c] + 1}", fontsize=8)
+            if c == 0:
+                ax.set_ylabel(name, fontsize=8)
+            ax.tick_params(labelsize=6)
+        fig.colorbar(shown_image, ax=list(axes[r]), shrink=0.85, label=units if r < 2 else "")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if title:
+        fig.suptitle(textwrap.fill(title, 100), fontsize=9)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def stride_curve(mse: Sequence[float], baseline: Sequence[float], stride: int, path: str | Path) -> Path:

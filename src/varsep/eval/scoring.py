@@ -22,6 +22,11 @@ Every test window is forecast from its τ+1 conditioning frames; each predicted 
   labelled, never the default.
 - ``mse_paper`` (TaxiBJ): the paper's Table 3 figure, MSE on [0, 1] × 100 × 32 × 32 × 2.
 - ``baseline_*``: the same metric for "repeat the last conditioning frame".
+- ``climatology_*``: the same metric for the climatology forecast, where the data set has one
+  (``dataset.climatology_reference``): each cell's climatological value for the target's date, known in
+  advance (custom data normalised ``per_pixel``: the cell's training mean; ``climatology``: its training
+  mean for the target's month or day of the year; SST with zone normalisation: the files' daily
+  climatology). Scored like a forecast: masked cells excluded, ``mse_physical`` in the data's units.
 
 Masks (``dataset.valid_mask``: land in ocean data): every metric counts the valid cells only — MSE is the
 mean over them, PSNR that of this MSE, SSIM the mean over window positions centred on one, and the [0, 1]
@@ -64,6 +69,7 @@ class FrameScorer:
     with_ssim: bool = True  # SSIM costs ~0.5 ms a frame: it can be skipped when only MSE matters
     psnr_channels: str = "mean"  # several channels: mean of per-channel PSNR (the authors'), or "pooled" MSE
     valid: np.ndarray | None = None  # the frame's cells that count (dataset.valid_mask), None: all
+    climatology: str | None = None  # what the data set's climatology forecast is (None: it has none)
 
     @classmethod
     def build(cls, dataset: SequenceDataset | None, windows: WindowSet, spec: DataSpec,
@@ -78,6 +84,7 @@ class FrameScorer:
             scorer.has_physical = dataset.physical(probe[:, span:], windows, np.array([0]), span) is not None
             scorer.paper_compatible = dataset.paper_compatible if dataset.reports_paper_compatible else None
             scorer.paper_factor = dataset.paper_mse_factor
+            scorer.climatology = dataset.climatology_reference
         scorer.definitions = scorer._definitions()
         return scorer
 
@@ -128,6 +135,8 @@ class FrameScorer:
         if self.paper_factor is not None:
             d["mse_paper"] = f"MSE on the [0, 1] scale × {self.paper_factor:g} (the paper's reported scale)"
         d["baseline_*"] = "the same metric for 'repeat the last conditioning frame'"
+        if self.climatology is not None:
+            d["climatology_*"] = f"the same metric for the climatology forecast: {self.climatology}"
         return d
 
     # ------------------------------------------------------------------------------------------ scoring
@@ -135,9 +144,14 @@ class FrameScorer:
         """Per-frame values (b, h) of every metric for forecasts ``pred`` of windows ``idx`` (``frames``)."""
         cond, target = self.split(frames)
         last = cond[:, -1:]  # the baseline: the last conditioning frame, broadcast over the horizon
+        guesses = [("", pred), ("baseline_", last)]
+        if self.climatology is not None:
+            assert self.dataset is not None
+            clim = self.dataset.climatology_forecast(self.windows, idx, self.span, target.shape[1])
+            guesses.append(("climatology_", torch.as_tensor(clim, dtype=pred.dtype, device=pred.device)))
         out: dict[str, torch.Tensor] = {}
-        shared: dict[str, object] = {}  # what the forecast and the baseline share: the target's SSIM moments…
-        for prefix, guess in (("", pred), ("baseline_", last)):
+        shared: dict[str, object] = {}  # what the forecast and the references share: the target's SSIM moments…
+        for prefix, guess in guesses:
             for name, value in self.compare(idx, frames, guess, target, shared=shared).items():
                 out[prefix + name] = value
         if self.paper_compatible is not None:

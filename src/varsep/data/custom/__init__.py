@@ -389,6 +389,23 @@ class CustomDataset(SequenceDataset):
             groups = self._groups(windows.rows(indices)[:, offset:offset + frames.shape[1]])
         return self.normalization.physical(frames, len(self.frame_shape), groups)
 
+    @property
+    def climatology_reference(self) -> str | None:  # type: ignore[override]
+        """per_pixel: each cell's training mean; climatology: its training mean for the frame's month or
+        day of the year. Other normalisations fit no per-cell statistics: no climatology."""
+        if self.config.normalization == "per_pixel":
+            return "each cell's mean over the training part (data.normalization per_pixel)"
+        if self.config.normalization == "climatology":
+            return (f"each cell's mean over the training frames of the target's {self.climatology_period} of "
+                    f"the year (data.normalization climatology)")
+        return None
+
+    def climatology_forecast(self, windows: WindowSet, indices: np.ndarray, offset: int, k: int) -> np.ndarray:
+        """0 everywhere: per_pixel and climatology normalisation subtract exactly this mean."""
+        if self.climatology_reference is None:
+            return super().climatology_forecast(windows, indices, offset, k)
+        return np.zeros((len(indices), k, *self.frame_shape), dtype=np.float32)
+
     def value_transform(self) -> dict | None:
         """model = (raw − offset) / scale per channel (or per cell: arrays), raw being the values in the
         files (0–255 pixels). None with a climatology: the map depends on each frame's date."""

@@ -224,6 +224,23 @@ class SSTDataset(SequenceDataset):
             std[sel] = self.files[p].clim_std[rows][:, :, None]
         return mean, std
 
+    @property
+    def climatology_reference(self) -> str | None:  # type: ignore[override]
+        """The files' daily climatology, with zone normalisation (frame normalisation maps it with each
+        target frame's own statistics, unknown at forecast time: no reference)."""
+        if self.config.normalization != "zone":
+            return None
+        return "each cell's daily climatology μ_clim for the target's calendar day (the files' daily_mean)"
+
+    def climatology_forecast(self, windows: WindowSet, indices: np.ndarray, offset: int, k: int) -> np.ndarray:
+        """μ_clim on the model's scale: a climatological anomaly of 0, zone-normalised: −mean/std of the zone."""
+        if self.climatology_reference is None:
+            return super().climatology_forecast(windows, indices, offset, k)
+        pos, _ = self._lookup(windows, indices, offset, k)
+        stats = np.array([f.zone_stats for f in self.files])[pos]  # (n, 2): the zone's mean and std
+        level = (-stats[:, 0] / stats[:, 1]).astype(np.float32)
+        return np.broadcast_to(level[:, None, None, None, None], (len(pos), k, *self.spec.frame_shape)).copy()
+
     def physical(self, frames: np.ndarray, windows: WindowSet, indices: np.ndarray, offset: int
                  ) -> np.ndarray | None:
         """°C, reverting both normalisations with the zone statistics (training days) and the climatology of
