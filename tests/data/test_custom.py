@@ -302,10 +302,10 @@ def test_nan_is_an_error_naming_the_index_unless_filled(tmp_path):
     train[3, 7, 2] = np.nan
     assert mean.test_windows(10).take(np.array([1]))[0, 0, 0] == pytest.approx(np.nanmean(train[..., 0]))
     np.testing.assert_allclose(mean.normalization.mean, np.nanmean(train.reshape(-1, 4), axis=0), rtol=1e-6)
-    series = np.zeros((60, 4))
+    series = np.zeros((120, 4))  # long enough to split (the split is checked before the data are read)
     series[7, 1] = np.nan
     xr.Dataset({"v": (("time", "x"), series)},
-               coords={"time": np.datetime64("2020-01-01") + np.arange(60)}).to_netcdf(tmp_path / "v.nc")
+               coords={"time": np.datetime64("2020-01-01") + np.arange(120)}).to_netcdf(tmp_path / "v.nc")
     with pytest.raises(DataError, match=r"v.nc \(variable 'v'\) holds NaN or Inf at time index 7 "
                                         r"\(2020-01-08\)"):
         dataset(kind="netcdf", path=str(tmp_path / "v.nc"))

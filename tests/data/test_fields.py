@@ -272,6 +272,7 @@ def test_lazy_reading_equals_eager_and_never_reads_everything(tmp_path, monkeypa
     ds = dataset(kind="netcdf", path=str(tmp_path / "big.nc"), in_memory_mb=0, **SHORT)
     rows = ds.data.rows
     assert isinstance(rows, LazyRows)
+    assert rows.reads == len(rows)  # opening read every row once: one pass finds the mask and the statistics
     np.testing.assert_array_equal(rows[np.array([[3, 4], [150, 151]])], field[[[3, 4], [150, 151]]][:, :, None])
     assert 0 < rows.largest_read < len(rows)  # opening (mask, statistics) read block by block
     rows.reads = 0

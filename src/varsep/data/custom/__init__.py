@@ -59,12 +59,7 @@ from varsep.config.datasets import CustomConfig
 from varsep.data.base import SequenceDataset, SetSource, WindowSet, WindowSource
 from varsep.data.custom.calendar import calendar_groups
 from varsep.data.custom.lazy import LazyRows
-from varsep.data.custom.norm import (
-    Normalization,
-    channel_statistics,
-    group_statistics,
-    scan_nonfinite,
-)
+from varsep.data.custom.norm import Normalization, RowScan, TrainingStatistics, read_once
 from varsep.data.custom.read import DataDescription, RawData, guess_kind, netcdf_files, read
 from varsep.data.custom.split import split_sequences, split_time
 from varsep.data.windows import SpanWindows
@@ -168,9 +163,8 @@ class CustomDataset(SequenceDataset):
         self.row_groups: np.ndarray | None = None  # climatology: the calendar group of every row
         self.climatology_period: str | None = None  # climatology: "month" or "day"
         self._check_lengths()
-        self._check_finite()
         self._split()
-        self._fit_normalization()
+        self._read_once()
         self.description.normalization = self.normalization
         # Model values span [0, 1] with min-max scaling (on the training part), and for images read as is.
         self.unit_interval = config.normalization == "minmax" or (config.normalization == "none"
@@ -225,23 +219,6 @@ class CustomDataset(SequenceDataset):
                 raise DataError(f"{self._source()}: {held} {longest} frames, fewer than {what} needs: "
                                 f"{needs}")
 
-    def _check_finite(self) -> None:
-        """One pass over the data: cells never finite become the mask (land); NaN/Inf elsewhere is an error
-        unless data.fill_nan replaces them."""
-        ever, first_bad = scan_nonfinite(self.data.rows)
-        if not ever.any():
-            raise DataError(f"{self._source()} holds no finite value")
-        if not ever.all():
-            self._stored_valid = ever
-        if self.config.fill_nan is not None:
-            return
-        bad = first_bad[ever]
-        if len(bad) and int(bad.min()) < len(self.data.rows):
-            row = int(bad.min())
-            raise DataError(f"{self._source()} holds NaN or Inf at {self._where(row)}; clean the data, "
-                            f"or set data.fill_nan to a value (in the data's units) or to 'mean' to replace "
-                            f"them (cells NaN in every frame are a mask, e.g. land, and need nothing)")
-
     @property
     def valid_mask(self) -> np.ndarray | None:  # type: ignore[override]
         """Cells of the model's frames that hold the field: those finite in at least one stored frame
@@ -254,24 +231,42 @@ class CustomDataset(SequenceDataset):
                              size=tuple(self.config.resize), mode="area")[0].numpy()
         return area >= 0.5
 
-    def _fit_normalization(self) -> None:
+    def _read_once(self) -> None:
+        """The one pass over the data before training: cells never finite become the mask (land), NaN/Inf
+        elsewhere is an error unless data.fill_nan replaces them, and the normalisation statistics of the
+        training part are gathered from the same blocks."""
         c = self.config
-        method, train = c.normalization, self.parts["train"]
-        groups = None
+        method, train, rows = c.normalization, self.parts["train"], self.data.rows
+        scan = RowScan(rows)
+        if method == "climatology":
+            self.row_groups, n_groups, self.climatology_period = self._calendar_groups()
+            stats = TrainingStatistics(rows, train, vector=self.spec.is_vector, raw_scale=self.data.raw_scale,
+                                       groups=self.row_groups, n_groups=n_groups)
+        else:
+            stats = TrainingStatistics(rows, train, vector=self.spec.is_vector, per_channel=c.per_channel,
+                                       per_cell=method == "per_pixel", raw_scale=self.data.raw_scale)
+        read_once(rows, [scan, stats])
+        self._check_finite(scan)
         try:
-            if method in ("per_pixel", "climatology"):
-                stats = channel_statistics(self.data.rows, train, vector=self.spec.is_vector, per_cell=True,
-                                           raw_scale=self.data.raw_scale)
-                if method == "climatology":
-                    self.row_groups, n_groups, self.climatology_period = self._calendar_groups()
-                    groups = group_statistics(self.data.rows, train, self.row_groups, n_groups)
-            else:
-                stats = channel_statistics(self.data.rows, train, vector=self.spec.is_vector,
-                                           per_channel=c.per_channel, raw_scale=self.data.raw_scale)
-            self.normalization = Normalization.fit(method, stats, vector=self.spec.is_vector, fill=c.fill_nan,
-                                                   groups=groups)
+            self.normalization = Normalization.fit(method, stats.total, vector=self.spec.is_vector,
+                                                   fill=c.fill_nan, groups=stats.per_group)
         except DataError as err:
             raise DataError(f"{self._source()}: {err}") from None
+
+    def _check_finite(self, scan: RowScan) -> None:
+        ever, first_bad = scan.ever, scan.first_bad
+        if not ever.any():
+            raise DataError(f"{self._source()} holds no finite value")
+        if not ever.all():
+            self._stored_valid = ever
+        if self.config.fill_nan is not None:
+            return
+        bad = first_bad[ever]
+        if len(bad) and int(bad.min()) < len(self.data.rows):
+            row = int(bad.min())
+            raise DataError(f"{self._source()} holds NaN or Inf at {self._where(row)}; clean the data, "
+                            f"or set data.fill_nan to a value (in the data's units) or to 'mean' to replace "
+                            f"them (cells NaN in every frame are a mask, e.g. land, and need nothing)")
 
     def _calendar_groups(self) -> tuple[np.ndarray, int, str]:
         d = self.description

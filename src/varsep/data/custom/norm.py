@@ -1,8 +1,9 @@
 """Normalisation of the user's own data: statistics of the training part, applied as windows are read.
 
 Statistics are taken per channel (per component for vectors) or over everything (``per_channel: false``),
-on the training part only — never validation or test — in one pass of chunks, so a memory-mapped array is
-never read whole. Means and variances are combined chunk by chunk (Chan et al.'s pairwise update), which
+on the training part only — never validation or test — in the one pass of chunks (:func:`read_once`) that
+also finds the mask and the non-finite values, so a memory-mapped or lazily read array is read once, never
+whole. Means and variances are combined chunk by chunk (Chan et al.'s pairwise update), which
 keeps the variance accurate when the mean is large (e.g. temperatures in kelvin).
 
 ``normalised = (x − shift) / scale`` with
@@ -83,81 +84,89 @@ def _empty(shape: tuple[int, ...]) -> Statistics:
     return Statistics(zeros, np.full(shape, np.inf), np.full(shape, -np.inf), zeros, zeros)
 
 
-def channel_statistics(rows: np.ndarray, ranges: Sequence[tuple[int, int]], *, vector: bool,
-                       per_channel: bool = True, raw_scale: float | None = None, per_cell: bool = False
-                       ) -> Statistics:
-    """Statistics of rows ``ranges`` of ``rows`` (R, C, H, W) or (R, m): per channel, overall (1,), or
-    per cell (``per_cell``: the frame's shape)."""
-    frame = rows.shape[1:]
-    if per_cell:
-        axes, shape = (0,), tuple(frame)
-    elif per_channel:
-        axes = (0,) if vector else (0, *range(2, 1 + len(frame)))
-        shape = (frame[0],)
-    else:
-        axes, shape = tuple(range(1 + len(frame))), (1,)
-    total = _empty(shape)
-    for block in _blocks(rows, ranges, raw_scale):
-        part = _block_statistics(block, axes)
-        total = total.merge(Statistics(*(np.reshape(v, shape) for v in (
-            part.count, part.minimum, part.maximum, part.mean, part.m2))))
-    return total
+class RowScan:
+    """What one pass learns about every row: the cells finite in at least one row (``ever``) and each cell's
+    first non-finite row (``first_bad``; R where it has none)."""
 
+    def __init__(self, rows: np.ndarray) -> None:
+        frame = tuple(rows.shape[1:])
+        self.floating = np.issubdtype(rows.dtype, np.floating)
+        self.ever = np.zeros(frame, dtype=bool) if self.floating else np.ones(frame, dtype=bool)
+        self.first_bad = np.full(frame, len(rows), dtype=np.int64)
+        self._rows = len(rows)
 
-def _blocks(rows: np.ndarray, ranges: Sequence[tuple[int, int]], raw_scale: float | None = None,
-            groups: np.ndarray | None = None):
-    """float64 blocks of at most CHUNK_BYTES of rows ``ranges`` (with their groups when given)."""
-    step = max(1, CHUNK_BYTES // max(1, 8 * int(np.prod(rows.shape[1:]))))
-    for lo, hi in ranges:
-        for a in range(lo, hi, step):
-            b = min(a + step, hi)
-            block = np.asarray(rows[a:b], dtype=np.float64)
-            if raw_scale is not None:
-                block *= raw_scale
-            yield block if groups is None else (block, groups[a:b])
-
-
-def group_statistics(rows: np.ndarray, ranges: Sequence[tuple[int, int]], groups: np.ndarray,
-                     n_groups: int) -> list[Statistics]:
-    """Per-cell statistics of the rows of each group (``groups``: one per row, 0 … n_groups − 1)."""
-    frame = tuple(rows.shape[1:])
-    totals = [_empty(frame) for _ in range(n_groups)]
-    for block, block_groups in _blocks(rows, ranges, groups=groups):
-        for g in np.unique(block_groups):
-            totals[g] = totals[g].merge(_block_statistics(block[block_groups == g], (0,)))
-    return totals
-
-
-def scan_nonfinite(rows: np.ndarray, chunk_bytes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """One pass over ``rows`` (R, *frame): (cells finite in at least one row, the first row in which each
-    cell is not finite, R where it never is)."""
-    frame = tuple(rows.shape[1:])
-    ever = np.zeros(frame, dtype=bool)
-    first_bad = np.full(frame, len(rows), dtype=np.int64)
-    if not np.issubdtype(rows.dtype, np.floating):
-        return np.ones(frame, dtype=bool), first_bad
-    step = max(1, (chunk_bytes or CHUNK_BYTES) // max(1, rows.dtype.itemsize * int(np.prod(frame))))
-    for lo in range(0, len(rows), step):
-        finite = np.isfinite(np.asarray(rows[lo:lo + step]))
-        ever |= finite.any(axis=0)
+    def add(self, lo: int, block: np.ndarray) -> None:
+        if not self.floating:
+            return
+        finite = np.isfinite(block)
+        self.ever |= finite.any(axis=0)
         bad = ~finite
         if bad.any():
-            index = np.where(bad.any(axis=0), lo + bad.argmax(axis=0), len(rows))
-            first_bad = np.minimum(first_bad, index)
-    return ever, first_bad
+            index = np.where(bad.any(axis=0), lo + bad.argmax(axis=0), self._rows)
+            self.first_bad = np.minimum(self.first_bad, index)
 
 
-def first_nonfinite(rows: np.ndarray, chunk_bytes: int = CHUNK_BYTES) -> int | None:
-    """The first row of ``rows`` holding NaN or Inf, or None (read in chunks)."""
-    if not np.issubdtype(rows.dtype, np.floating):
-        return None
-    step = max(1, chunk_bytes // max(1, rows.dtype.itemsize * int(np.prod(rows.shape[1:]))))
+class TrainingStatistics:
+    """Statistics of the rows in ``ranges`` (the training part): per channel (per component for vectors),
+    overall (``per_channel=False``), or per cell; with ``groups`` (one calendar group per row) per cell and
+    group, the per-cell total then being the merge of the groups."""
+
+    def __init__(self, rows: np.ndarray, ranges: Sequence[tuple[int, int]], *, vector: bool,
+                 per_channel: bool = True, per_cell: bool = False, raw_scale: float | None = None,
+                 groups: np.ndarray | None = None, n_groups: int = 0) -> None:
+        frame = tuple(rows.shape[1:])
+        if per_cell or groups is not None:
+            self.axes, self.shape = (0,), frame
+        elif per_channel:
+            self.axes = (0,) if vector else (0, *range(2, 1 + len(frame)))
+            self.shape = (frame[0],)
+        else:
+            self.axes, self.shape = tuple(range(1 + len(frame))), (1,)
+        self.ranges = list(ranges)
+        self.raw_scale = raw_scale
+        self.groups = groups
+        self._total = _empty(self.shape)
+        self.per_group = [_empty(frame) for _ in range(n_groups)] if groups is not None else None
+
+    def add(self, lo: int, block: np.ndarray) -> None:
+        hi = lo + len(block)
+        for a, b in self.ranges:
+            first, last = max(a, lo), min(b, hi)
+            if first >= last:
+                continue
+            part = np.asarray(block[first - lo:last - lo], dtype=np.float64)
+            if self.raw_scale is not None:
+                part *= self.raw_scale
+            if self.per_group is None:
+                stats = _block_statistics(part, self.axes)
+                self._total = self._total.merge(Statistics(*(np.reshape(v, self.shape) for v in (
+                    stats.count, stats.minimum, stats.maximum, stats.mean, stats.m2))))
+                continue
+            assert self.groups is not None
+            part_groups = self.groups[first:last]
+            for g in np.unique(part_groups):
+                self.per_group[g] = self.per_group[g].merge(_block_statistics(part[part_groups == g], (0,)))
+
+    @property
+    def total(self) -> Statistics:
+        if self.per_group is None:
+            return self._total
+        total = _empty(self.shape)
+        for group in self.per_group:
+            total = total.merge(group)
+        return total
+
+
+def read_once(rows: np.ndarray, consumers: Sequence[RowScan | TrainingStatistics],
+              chunk_bytes: int | None = None) -> None:
+    """One pass over ``rows`` (R, *frame) in blocks of at most ``chunk_bytes`` (as float64), each block given
+    to every consumer: a store larger than memory is read once, whatever is learnt from it."""
+    frame_values = max(1, int(np.prod(rows.shape[1:])))
+    step = max(1, (chunk_bytes or CHUNK_BYTES) // (8 * frame_values))
     for lo in range(0, len(rows), step):
         block = np.asarray(rows[lo:lo + step])
-        ok = np.isfinite(block.reshape(len(block), -1)).all(axis=1)
-        if not ok.all():
-            return lo + int(np.flatnonzero(~ok)[0])
-    return None
+        for consumer in consumers:
+            consumer.add(lo, block)
 
 
 @dataclass
