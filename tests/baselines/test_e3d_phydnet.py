@@ -116,6 +116,16 @@ def test_e3d_reference_parameter_count():
     assert tuple(model.state_dict()["conv_last.weight"].shape) == (16, 128, 2, 1, 1)
 
 
+def test_e3d_activation_estimate():
+    # the harness's memory check: 36 float32 state-sized tensors per layer, recurrence step and sample
+    with torch.device("meta"):
+        model = E3DLSTM((1, 64, 64), 5, 20)  # WaveEq's training window at the reference sizes
+        assert model.training_activation_bytes(16) == 36 * 4 * 16 * (128 * 2 * 16 * 16) * 4 * 24
+        assert round(model.training_activation_bytes(16) / 1e9, 1) == 14.5
+        assert model.training_activation_bytes(2) * 8 == model.training_activation_bytes(16)
+        assert PhyDNet().training_activation_bytes(16) is None  # the default: not estimated
+
+
 def test_patches_channel_order_and_roundtrip():
     x = _clip(2, 3, 2, 8, 12)
     p = 2
