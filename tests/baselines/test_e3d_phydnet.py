@@ -116,6 +116,16 @@ def test_e3d_reference_parameter_count():
     assert tuple(model.state_dict()["conv_last.weight"].shape) == (16, 128, 2, 1, 1)
 
 
+def test_e3d_activation_estimate():
+    # the harness's memory check: 36 float32 state-sized tensors per layer, recurrence step and sample
+    with torch.device("meta"):
+        model = E3DLSTM((1, 64, 64), 5, 20)  # WaveEq's training window at the reference sizes
+        assert model.training_activation_bytes(16) == 36 * 4 * 16 * (128 * 2 * 16 * 16) * 4 * 24
+        assert round(model.training_activation_bytes(16) / 1e9, 1) == 14.5
+        assert model.training_activation_bytes(2) * 8 == model.training_activation_bytes(16)
+        assert PhyDNet().training_activation_bytes(16) is None  # the default: not estimated
+
+
 def test_patches_channel_order_and_roundtrip():
     x = _clip(2, 3, 2, 8, 12)
     p = 2
@@ -215,6 +225,76 @@ def test_e3d_variants():
         assert ln.forecast(cond, 3).shape == base.shape
     assert not torch.allclose(base, tokens) and not torch.allclose(base, carry)
     assert count_parameters(_small_e3d(position_tokens=True)) == count_parameters(_small_e3d())
+
+
+def _naive_e3d_rollout(model: E3DLSTM, cond_p, horizon, future_p, flags):
+    """The unoptimised recurrence, written out as OpenSTL does it: each step concatenates the cell state onto a
+    stored history tensor and attends with a plain softmax (weights kept for autograd, no recomputation)."""
+    b, tc = cond_p.shape[:2]
+    zeros = cond_p.new_zeros((b, model.num_hidden[0], model.window_length) + tuple(cond_p.shape[-2:]))
+    n = len(model.cell_list)
+    hs, cs, hist, memory = [zeros] * n, [zeros] * n, [None] * n, zeros
+    window = [torch.zeros_like(cond_p[:, 0])] * (model.window_length - 1)
+    outputs, x_gen = [], None
+    for t in range(tc + horizon - 1):
+        if t < tc:
+            frame = cond_p[:, t]
+        else:
+            f = flags[:, t - tc].view(b, 1, 1, 1)
+            frame = f * future_p[:, t - tc] + (1 - f) * x_gen
+        window = (window + [frame])[-model.window_length:]
+        inp = torch.stack(window, dim=2)
+        for i, cell in enumerate(model.cell_list):
+            hist[i] = cs[i] if hist[i] is None else torch.cat([hist[i], cs[i]], dim=1)  # channels, as OpenSTL
+            x, h, c, m = inp if i == 0 else hs[i - 1], hs[i], cs[i], memory
+            hid = cell.hidden
+            i_h, g_h, r_h, o_h = torch.split(cell.conv_h(h), hid, dim=1)
+            i_x, g_x, r_x, o_x, i2, g2, f2 = torch.split(cell.conv_x(x), hid, dim=1)
+            r = torch.sigmoid(r_x + r_h)
+            q, kv = r.reshape(b, -1, hid), hist[i].reshape(b, -1, hid)
+            recalled = (torch.softmax(q @ kv.transpose(1, 2), dim=2) @ kv).reshape(r.shape)
+            c_new = cell._norm_c_t(c + recalled) + torch.sigmoid(i_x + i_h) * torch.tanh(g_x + g_h)
+            i_m, f_m, g_m, m_m = torch.split(cell.conv_gm(m), hid, dim=1)
+            m_new = torch.sigmoid(f2 + f_m + 1.0) * torch.tanh(m_m) + torch.sigmoid(i2 + i_m) * torch.tanh(g2 + g_m)
+            og = torch.tanh(o_x + o_h + cell.conv_new_cell(c_new) + cell.conv_new_gm(m_new))
+            hs[i] = torch.tanh(cell.conv_last(torch.cat([c_new, m_new], dim=1))) * torch.sigmoid(og)
+            cs[i] = c_new
+        x_gen = model.conv_last(hs[-1]).squeeze(2)
+        outputs.append(x_gen)
+    return torch.stack(outputs, dim=1)
+
+
+def test_e3d_recomputed_recall_matches_the_plain_recurrence():
+    # The recall is recomputed in backward over the list of stored states, its subnormal weights flushed to zero:
+    # same outputs and the same gradients as the plain recurrence, on the same weights.
+    model = _small_e3d()
+    with torch.no_grad():  # larger weights: logits of ±100s, so many softmax weights are subnormal
+        for cell in model.cell_list:
+            cell._norm_c_t.weight.mul_(20.0)
+    clip = _clip(2, 7, 1, 8, 8, seed=4)
+    flags = torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
+    cond_p, fut_p = _to_patches(clip[:, :3], 2), _to_patches(clip[:, 3:], 2)
+    grads = []
+    for run in (model.rollout, lambda *a: _naive_e3d_rollout(model, *a)):
+        model.zero_grad()
+        out = run(cond_p, 4, fut_p, flags)
+        (out.square().mean() + out.abs().mean()).backward()
+        grads.append((out.detach(), {k: p.grad.clone() for k, p in model.named_parameters()}))
+    (ours, g_ours), (ref, g_ref) = grads
+    assert torch.allclose(ours, ref, atol=1e-6, rtol=0)
+    for k in g_ref:
+        assert torch.allclose(g_ours[k], g_ref[k], atol=1e-6, rtol=1e-4), k
+    with torch.no_grad():
+        assert torch.allclose(model.rollout(cond_p, 4, fut_p, flags), ref, atol=1e-6, rtol=0)
+    # the attention on its own, with many subnormal weights: equal to the plain softmax attention
+    cell = model.cell_list[1]
+    g = torch.Generator().manual_seed(0)
+    gate = torch.rand(2, 8, 2, 4, 4, generator=g)
+    states = [30 * torch.randn(2, 8, 2, 4, 4, generator=g) for _ in range(3)]
+    kv = torch.cat(states, dim=1).reshape(2, -1, 8)
+    w = torch.softmax(gate.reshape(2, -1, 8) @ kv.transpose(1, 2), dim=2)
+    assert ((w > 0) & (w < torch.finfo(w.dtype).tiny)).any()
+    assert torch.allclose(cell.recall(gate, states), (w @ kv).reshape(gate.shape), atol=1e-6, rtol=0)
 
 
 def test_e3d_state_dict_roundtrip_and_errors():

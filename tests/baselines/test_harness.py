@@ -91,6 +91,21 @@ def test_bad_baseline_settings_are_refused_before_anything_is_written(tiny_wavee
     assert code == 2 and "Did you mean 'convlstm'?" in capsys.readouterr().err
 
 
+def test_a_batch_whose_activations_do_not_fit_is_refused_before_anything_is_written(tiny_waveeq, tmp_path, capsys,
+                                                                                    monkeypatch):
+    # E3D-LSTM at its reference size and batch 16 on WaveEq keeps ~14.5 GB of activations per step: on a machine
+    # with 8 GB available the fit is a clear error, not a kernel OOM kill half-way through the first step.
+    import varsep.guards
+
+    monkeypatch.setattr(varsep.guards, "available_memory", lambda: 8 * 10**9)
+    run = tmp_path / "run"
+    code = main(["fit", "-c", "baselines/e3dlstm", "--data.name", "waveeq", "--data.root", str(tiny_waveeq),
+                 "--run-dir", str(run), "--quiet", "--data.val_sequences", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "training e3dlstm at batch 16" in err and "14.5 GB of activations" in err, err
+    assert "lower data.batch_size" in err and not run.exists()
+
+
 def test_compare_trains_each_model_at_the_budget_and_writes_table_and_figures(tiny_waveeq, tmp_path, capsys,
                                                                              monkeypatch):
     from conftest import TINY_MODEL

@@ -128,6 +128,10 @@ class BaselineModel(nn.Module):
     def stochastic(self) -> bool:
         return bool(self.net.stochastic)
 
+    def training_activation_bytes(self, batch: int) -> int | None:
+        """The method's estimate of one training step's activations at ``batch`` (None: not estimated)."""
+        return self.net.training_activation_bytes(batch)
+
     @property
     def cond_frames(self) -> int:
         return self.spec.cond_frames

@@ -25,6 +25,9 @@ Optional hooks (declared here with defaults, so the harness never probes with ha
   (SVG-LP); default: the deterministic forecast repeated once.
 - ``encode_content(cond)`` and ``swap_forecast(cond, content_cond, horizon)``: content/pose swap for models
   that separate content (DrNet); default: not supported (``supports_swap = False``).
+- ``training_activation_bytes(batch)``: an estimate of the memory one training step at this batch keeps for the
+  backward pass (activations, not weights), for models whose activations dwarf their weights, so that the
+  harness refuses a batch the machine cannot hold instead of being killed; default: None (not estimated).
 """
 
 from __future__ import annotations
@@ -67,6 +70,9 @@ class Baseline(nn.Module):
 
     def forecast_samples(self, cond: torch.Tensor, horizon: int, samples: int) -> torch.Tensor:
         return self.forecast(cond, horizon).unsqueeze(0)
+
+    def training_activation_bytes(self, batch: int) -> int | None:
+        return None
 
     def encode_content(self, cond: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} does not separate content")

@@ -54,6 +54,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from .base import Baseline, check_state_dict, unwrap_checkpoint
 
@@ -124,10 +125,25 @@ class _EideticCell(nn.Module):
             return a.transpose(1, 2).reshape(like.shape)
         return a.reshape(like.shape)
 
-    def recall(self, gate: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
-        q = self.tokens(gate)
-        weights = torch.softmax(q @ history.transpose(1, 2), dim=2)
+    def _recall(self, gate: torch.Tensor, *states: torch.Tensor) -> torch.Tensor:
+        history = torch.cat([self.tokens(s) for s in states], dim=1)
+        weights = torch.softmax(self.tokens(gate) @ history.transpose(1, 2), dim=2)
+        # Unscaled logits span ±150 here, so most weights underflow below float32's smallest normal number
+        # (1.2e-38); x86 matmuls on such subnormals run 10-50x slower. They are flushed to zero, which changes
+        # each recalled value by < 1e-33 (what a flush-to-zero GPU or AMX does anyway).
+        weights = weights.masked_fill(weights < torch.finfo(weights.dtype).tiny, 0.0)
         return self._untokens(weights @ history, gate)
+
+    def recall(self, gate: torch.Tensor, states: list[torch.Tensor]) -> torch.Tensor:
+        """Dot-product attention of the recall gate over the eidetic history ``states`` (this layer's cell states,
+        oldest first; tokens concatenated in that order, as OpenSTL's channel-wise concatenation then reshape).
+
+        When training, the attention is recomputed in the backward pass instead of being stored: its weights are
+        (B, N, N·len(states)) per step, which at batch 16 × 25 frames of 64×64 is ~20 GB over a sequence, and
+        the concatenated history of every step would be another ~5 GB (each step's copy kept for backward)."""
+        if torch.is_grad_enabled() and (gate.requires_grad or any(s.requires_grad for s in states)):
+            return checkpoint(self._recall, gate, *states, use_reentrant=False)
+        return self._recall(gate, *states)
 
     def forward(self, x, h, c, m, history):
         i_h, g_h, r_h, o_h = torch.split(self.conv_h(h), self.hidden, dim=1)
@@ -233,7 +249,7 @@ class E3DLSTM(Baseline):
         zeros = cond_p.new_zeros((b, hidden) + grid)
         hs = [zeros] * len(self.cell_list)
         cs = [zeros] * len(self.cell_list)
-        histories: list[torch.Tensor | None] = [None] * len(self.cell_list)
+        histories: list[list[torch.Tensor]] = [[] for _ in self.cell_list]
         memory = zeros
         window = [torch.zeros_like(cond_p[:, 0])] * (self.window_length - 1)
         outputs = []
@@ -249,8 +265,7 @@ class E3DLSTM(Baseline):
             window = (window + [frame])[-self.window_length:]
             inp = torch.stack(window, dim=2)
             for i, cell in enumerate(self.cell_list):
-                tok = cell.tokens(cs[i])
-                histories[i] = tok if histories[i] is None else torch.cat([histories[i], tok], dim=1)
+                histories[i].append(cs[i])
                 hs[i], cs[i], memory = cell(inp if i == 0 else hs[i - 1], hs[i], cs[i], memory, histories[i])
             x_gen = self.conv_last(hs[-1]).squeeze(2)
             outputs.append(x_gen)
@@ -285,6 +300,17 @@ class E3DLSTM(Baseline):
             "l1_all": l1_all,
             "sampling_eta": torch.tensor(eta, device=cond.device),
         }
+
+    def training_activation_bytes(self, batch: int) -> int:
+        """Memory one training step keeps for backward, estimated: 36 float32 tensors of one state's size
+        (hidden × window × H/p × W/p) per layer and recurrence step and sample, measured with PyTorch 2.13 on CPU
+        (float32 0.87 GB per sample at WaveEq's 5 + 20 frames of 64×64, the reference sizes; bf16 autocast
+        keeps ~20 % less). At batch 16 that is 14.5 GB."""
+        _, h, w = self.frame_shape
+        p = self.patch_size
+        state = self.num_hidden[0] * self.window_length * (h // p) * (w // p)
+        steps = self.cond_frames + self.train_horizon - 1
+        return 36 * 4 * int(batch) * state * len(self.cell_list) * steps
 
     # ---------------------------------------------------------------------------------------- checkpoints
     def load_openstl_state_dict(self, state_dict: Any) -> E3DLSTM:

@@ -199,20 +199,28 @@ def _build_task(config: RunConfig, dataset: SequenceDataset) -> TrainingTask:
     """The LightningModule; settings too large for this machine's memory are a ConfigError, not a crash.
 
     The networks are first built on PyTorch's meta device (shapes, no memory) to count their parameters:
-    weights, gradients and Adam's two moments must fit in the memory available."""
+    weights, gradients and Adam's two moments must fit in the memory available, and, for a baseline that
+    estimates them (``Baseline.training_activation_bytes``), one training step's activations too."""
     try:
         with torch.random.fork_rng(devices=[]), torch.device("meta"):
             probe = TrainingTask(config.to_dict(), dataset.spec.to_dict(), config.model.encoder,
                                  config.model.decoder, dataset.value_transform())
         count = sum(p.numel() for p in probe.parameters())
+        # a baseline whose activations dwarf its weights (E3D-LSTM) says how much one training step keeps
+        activations = None if probe.separable else probe.model.training_activation_bytes(config.data.batch_size)
         del probe
     except VarsepError:
         raise
     except Exception:  # a network that cannot be built on the meta device: the real build below decides
-        count = None
+        count = activations = None
     if count is not None:
         check_fits_in_memory(16 * count, f"this model ({count:,} parameters: weights, gradients and "
                              f"Adam's moments)", "lower model.width, model.s_dim, model.t_dim or the hidden sizes")
+    if activations:
+        check_fits_in_memory(16 * count + activations,
+                             f"training {config.model.kind} at batch {config.data.batch_size} (weights, gradients, "
+                             f"Adam's moments and {activations / 1e9:.3g} GB of activations per step)",
+                             "lower data.batch_size (the memory grows in proportion to it)")
     try:
         return TrainingTask(config.to_dict(), dataset.spec.to_dict(), config.model.encoder, config.model.decoder,
                             dataset.value_transform(), dataset.valid_mask)
