@@ -33,7 +33,8 @@ def test_the_climatology_is_scored_like_a_forecast(mask):
     # two constant windows, 0.2 and 0.5: the climatology 0.3 misses them by 0.1 and 0.2 at every step
     frames = np.broadcast_to(np.array([0.2, 0.5], np.float32)[:, None, None, None, None], (2, 9, 1, 16, 16))
     windows = ArrayWindows(np.ascontiguousarray(frames), 5 + 4)
-    result, _ = score_horizon(LinearOracle(), windows, 4, dataset=Climatology(mask), options=EvalOptions(progress=False))
+    result, _ = score_horizon(LinearOracle(), windows, 4, dataset=Climatology(mask),
+                              options=EvalOptions(progress=False))
     np.testing.assert_allclose(result["climatology_mse"], [(0.01 + 0.04) / 2] * 4, rtol=1e-5)
     assert result["climatology_mse_mean"] == pytest.approx(0.025, rel=1e-5)
     np.testing.assert_allclose(result["climatology_psnr"], [(20 + 10 * np.log10(25)) / 2] * 4, rtol=1e-5)

@@ -128,3 +128,12 @@ def test_reading_batches_ahead_in_threads_trains_the_same_weights(tmp_path, tiny
     assert weights[0].keys() == weights[1].keys()
     for key in weights[0]:
         assert torch.equal(weights[0][key], weights[1][key]), key
+
+
+@pytest.mark.parametrize("bar", ["true", "false"])
+def test_the_progress_bar_follows_the_config_unless_quiet(tmp_path, tiny_waveeq, capsys, bar):
+    code = main(["fit", "-c", "configs/waveeq.yaml", "--run-dir", str(tmp_path / "r"), "--data.root",
+                 str(tiny_waveeq), *TINY, "--trainer.max_epochs", "1", "--trainer.progress_bar", bar])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert ("training" in err) == (bar == "true"), err[-500:]

@@ -53,7 +53,9 @@ def run(args: argparse.Namespace, settings: list[str]) -> None:
     previous = os.environ.get(RUN_DIR_VARIABLE)
     os.environ[RUN_DIR_VARIABLE] = str(run_dir)  # inherited by the processes Lightning starts
     try:
-        fit(config, run_dir, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet and primary)
+        # --quiet and the extra processes: no bar; otherwise trainer.progress_bar decides
+        fit(config, run_dir, resume=args.resume, overwrite=args.overwrite,
+            progress=False if args.quiet or not primary else None)
     finally:
         if previous is None:
             os.environ.pop(RUN_DIR_VARIABLE, None)
