@@ -182,14 +182,19 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     raise TypeError(f"unsupported config type {tp} at {where}")
 
 
-def build_section(cls: type, values: dict[str, Any] | None, where: str) -> Any:
-    """Build dataclass ``cls`` from ``values``, rejecting unknown keys with the list of valid ones."""
+def _section_mapping(values: Any, where: str) -> dict[str, Any]:
+    """A copy of section ``where``'s settings (an empty section is no settings), or a ConfigError."""
     if values is None:
-        values = {}
+        return {}
     if not isinstance(values, dict):
         raise ConfigError(f"the {where} section must be a mapping of settings (key: value lines under "
                           f"{where}:), got {_kind(values)} {short_repr(values)}")
-    values = dict(values)
+    return dict(values)
+
+
+def build_section(cls: type, values: dict[str, Any] | None, where: str) -> Any:
+    """Build dataclass ``cls`` from ``values``, rejecting unknown keys with the list of valid ones."""
+    values = _section_mapping(values, where)
     hints = typing.get_type_hints(cls)
     valid = [f.name for f in dataclasses.fields(cls)]
     unknown = [k for k in values if k not in valid]
@@ -218,13 +223,7 @@ def config_from_dict(raw: dict[str, Any]) -> RunConfig:
         if key not in valid:
             raise ConfigError(f"unknown config section {short_repr(key)}.{suggest(str(key), valid)} "
                               f"Valid sections: {', '.join(valid)}")
-    data_raw = raw.get("data")
-    if data_raw is None:
-        data_raw = {}
-    if not isinstance(data_raw, dict):
-        raise ConfigError(f"the data section must be a mapping of settings (key: value lines under data:), got "
-                          f"{_kind(data_raw)} {short_repr(data_raw)}")
-    data_raw = dict(data_raw)
+    data_raw = _section_mapping(raw.get("data"), "data")
     if "kind" in data_raw and "name" not in data_raw:
         data_raw["name"] = "custom"  # `data: {kind: array, path: …}` is the your-own-data loader
     data_name = str(data_raw.get("name", DataConfig.name))

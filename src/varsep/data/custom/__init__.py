@@ -172,8 +172,9 @@ class CustomDataset(SequenceDataset):
         self._family = self._default_family()
         # Small data: every row normalised (masked, resized) once, so taking a window is one gather.
         if self._in_memory and _megabytes((len(self.data.rows), *self.frame_shape)) <= config.in_memory_mb:
-            rows = SpanWindows(self.data.rows, np.zeros(1, dtype=np.int64), len(self.data.rows),
-                               scale=self.data.raw_scale).take(np.zeros(1, dtype=np.int64))
+            rows = np.array(self.data.rows, dtype=np.float32)[None]  # a copy: normalised in place
+            if self.data.raw_scale is not None:
+                rows *= np.float32(self.data.raw_scale)
             ready = self._transform(rows, np.arange(len(self.data.rows))[None])[0]
             self._ready = RawData(np.ascontiguousarray(ready), self.description)
 
