@@ -297,6 +297,37 @@ def test_e3d_recomputed_recall_matches_the_plain_recurrence():
     assert torch.allclose(cell.recall(gate, states), (w @ kv).reshape(gate.shape), atol=1e-6, rtol=0)
 
 
+def test_e3d_wide_convolutions_run_in_slices_with_the_same_numbers():
+    # conv_x (7·hidden outputs) runs as slices of at most _MAX_OUT_CHANNELS outputs: outputs and gradients equal
+    # the one-piece convolution on the same weights, in float32.
+    torch.manual_seed(0)
+    wide = e3dlstm._WindowConv3d(6, 2 * e3dlstm._MAX_OUT_CHANNELS + 3, (2, 3, 3))
+    x = torch.randn(2, 6, 2, 5, 5, requires_grad=True)
+    y = wide(x)
+    y.square().sum().backward()
+    x_ref = x.detach().clone().requires_grad_()
+    y_ref = F.interpolate(wide.conv3d(x_ref), size=x.shape[-3:], mode="nearest")
+    w_grad = wide.conv3d.weight.grad.clone()
+    wide.conv3d.weight.grad = None
+    y_ref.square().sum().backward()
+    assert y.shape == y_ref.shape and torch.allclose(y, y_ref, atol=1e-5, rtol=0)
+    assert torch.allclose(x.grad, x_ref.grad, atol=1e-4, rtol=1e-5)
+    assert torch.allclose(w_grad, wide.conv3d.weight.grad, atol=1e-4, rtol=1e-5)
+
+
+@pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="bf16 is emulated (slowly) here")
+def test_e3d_bf16_weight_gradients_are_finite_at_the_reference_width_and_batch():
+    # PyTorch 2.13's bf16 Conv3d gives a NaN weight gradient for 896 output channels from batch 8 up (this shape);
+    # the sliced convolution does not. Before the slicing, E3D-LSTM's loss was NaN from its second step.
+    torch.manual_seed(0)
+    conv = e3dlstm._WindowConv3d(128, 7 * 128, (2, 5, 5))
+    x = torch.randn(8, 128, 2, 16, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = conv(x)
+    y.float().backward(torch.randn(y.shape))
+    assert torch.isfinite(conv.conv3d.weight.grad).all()
+
+
 def test_e3d_state_dict_roundtrip_and_errors():
     src, dst = _small_e3d(), E3DLSTM((1, 8, 8), 3, 3, num_hidden=(8, 8), patch_size=2)
     ckpt = {"state_dict": {"model." + k: v for k, v in src.state_dict().items()}, "epoch": 3}

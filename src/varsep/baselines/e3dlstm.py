@@ -77,6 +77,13 @@ def _from_patches(patches: torch.Tensor, p: int, c: int) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------------------------------- layers
+# oneDNN's bf16 Conv3d weight gradient on CPU (PyTorch 2.13) is NaN for 896 or more output channels from batch 8 up
+# (128 input channels, kernel (2, 5, 5), 2×16×16 states; 768 and fewer are exact), which made E3D-LSTM's 7·128-channel
+# ``conv_x`` NaN after its first step at its reference batch 16. Wider convolutions therefore run as slices of at most
+# this many output channels: the same weights and the same numbers, one extra concatenation.
+_MAX_OUT_CHANNELS = 512
+
+
 class _WindowConv3d(nn.Module):
     """Bias-free Conv3d without temporal padding whose output is nearest-resized back to the input's (T, H, W)."""
 
@@ -85,7 +92,12 @@ class _WindowConv3d(nn.Module):
         self.conv3d = nn.Conv3d(cin, cout, kernel_size=kernel, padding=(0, kernel[1] // 2, kernel[2] // 2), bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv3d(x)
+        conv = self.conv3d
+        if conv.out_channels <= _MAX_OUT_CHANNELS:
+            y = conv(x)
+        else:  # the same convolution, in slices of output channels (see _MAX_OUT_CHANNELS)
+            y = torch.cat([F.conv3d(x, w, None, conv.stride, conv.padding, conv.dilation, conv.groups)
+                           for w in conv.weight.split(_MAX_OUT_CHANNELS)], dim=1)
         if y.shape[-3:] != x.shape[-3:]:
             y = F.interpolate(y, size=x.shape[-3:], mode="nearest")
         return y
