@@ -41,6 +41,7 @@ class FakeModel(nn.Module):
         self.cond_frames = cond_frames
         self.time_stride = time_stride
         self.uses_content = content
+        self.swappable = content
         self.calls: list[tuple[int, bool]] = []  # (batch, swapped) of every forecast call
 
     @property

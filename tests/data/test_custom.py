@@ -21,7 +21,7 @@ from PIL import Image
 
 from varsep.cli import main
 from varsep.config import apply_overrides, config_from_dict
-from varsep.data import build_dataset
+from varsep.data import SequenceDataset, build_dataset
 from varsep.data.custom import CustomDataset
 from varsep.data.custom.split import share, split_sequences, split_time
 from varsep.errors import ConfigError, DataError
@@ -183,6 +183,28 @@ def test_default_network_families(tmp_path):
     resized = dataset(kind="array", path=str(tmp_path / "s48.npy"), resize=[32, 32])
     assert resized.default_encoder == "vgg32" and resized.spec.frame_shape == (2, 32, 32)
     assert resized.test_windows(10).take(np.array([0])).shape == (1, 15, 2, 32, 32)
+
+
+def test_own_fields_decode_departures_from_the_last_frame_unless_there_is_a_sigmoid(tmp_path):
+    # model.anchor: auto → last_frame for your own data (an untrained decoder is persistence), none where the
+    # decoder ends in a sigmoid (minmax data) and for the paper's data sets; asking for both is an error.
+    from varsep.train.runner import resolve_config
+
+    np.save(tmp_path / "f.npy", np.random.default_rng(0).normal(size=(3, 16, 1, 8, 8)).astype(np.float32))
+    data = {"kind": "array", "path": str(tmp_path / "f.npy")}
+
+    def resolved(**over):
+        config = config_from_dict(apply_overrides({"data": data}, over))
+        return resolve_config(config, build_dataset(config.data)).model
+
+    assert (resolved().anchor, resolved().final_activation) == ("last_frame", "none")
+    assert resolved(**{"data.normalization": "minmax"}).anchor == "none"
+    assert resolved(**{"model.anchor": "none"}).anchor == "none"
+    with pytest.raises(ConfigError, match="final sigmoid cannot"):
+        resolved(**{"data.normalization": "minmax", "model.anchor": "last_frame"})
+    with pytest.raises(ConfigError, match="model.anchor"):
+        config_from_dict({"data": data, "model": {"anchor": "last"}})
+    assert CustomDataset.default_anchor == "last_frame" and SequenceDataset.default_anchor == "none"
 
 
 def test_array_resize_averages_like_the_source(tmp_path):

@@ -42,7 +42,7 @@ def test_variant_names():
 
 def test_gru_is_unavailable_for_two_dimensional_codes():
     config = variant_config(load_config("sst"), "gru")
-    stub = SimpleNamespace(spec=DataSpec((1, 64, 64), 4, 6), default_encoder="vgg64_skip2d",
+    stub = SimpleNamespace(spec=DataSpec((1, 64, 64), 4, 6), default_encoder="vgg64_skip2d", default_anchor="none",
                            default_decoder="vgg64_skip2d")
     assert "vector codes" in unavailable(config, stub)
 

@@ -63,8 +63,9 @@ def test_ae_choices(length, cond, first, expected):
 
 @pytest.mark.parametrize("reconstruct_cond", [True, False])
 @pytest.mark.parametrize("combine", ["concat", "mul"])
-def test_loss_terms_equal_an_explicit_computation(reconstruct_cond, combine):
-    model = small_model(combine=combine, reconstruct_cond=reconstruct_cond)
+@pytest.mark.parametrize("anchor", ["none", "last_frame"])
+def test_loss_terms_equal_an_explicit_computation(reconstruct_cond, combine, anchor):
+    model = small_model(combine=combine, reconstruct_cond=reconstruct_cond, anchor=anchor, final_activation="none")
     weights = LossConfig(lambda_pred=45, lambda_ae=2, lambda_s=3, lambda_t=0.5, t_reg="half_sum")
     frames = torch.rand(2, SPEC.train_length, 1, 8, 8)
     cond, length = SPEC.cond_frames, SPEC.train_length
@@ -81,10 +82,12 @@ def test_loss_terms_equal_an_explicit_computation(reconstruct_cond, combine):
         preds.append(model.decoder(z))
         for g in model.dynamics.blocks:
             codes = codes + g(codes)
-    pred = F.mse_loss(torch.stack(preds, 1), frames[:, first:])
+    # anchored: D renders departures from the last frame of the window the code was encoded from
+    last, ae_last = (frames[:, cond - 1:cond], frames[:, i + cond - 1]) if anchor == "last_frame" else (0, 0)
+    pred = F.mse_loss(torch.stack(preds, 1) + last, frames[:, first:])
     t_ae = model.dynamic_encoder(frames[:, i:i + cond])
     z_ae = s * t_ae if combine == "mul" else torch.cat([s, t_ae], 1)
-    ae = F.mse_loss(model.decoder(z_ae), frames[:, i + first])
+    ae = F.mse_loss(model.decoder(z_ae) + ae_last, frames[:, i + first])
     reg_s = ((s - s_last) ** 2).sum(1).mean() / s.shape[1]
     reg_t = 0.5 * (t**2).sum(1).mean()
     torch.testing.assert_close(terms["pred"], pred)

@@ -71,3 +71,30 @@ def test_paper_waveeq_model_size():
     cfg = load_config("waveeq")
     m = build_model(cfg.model, DataSpec((1, 64, 64), 5, 20))
     assert abs(count_parameters(m) - 60.8e6) / 60.8e6 < 0.01
+
+
+def test_an_anchored_model_renders_departures_from_the_last_frame():
+    # v̂_t = v_last + D(S, T_t): with D's last layer zeroed the forecast is persistence, on every horizon, at
+    # fractional times and in the conditioning reconstructions too, masked cells staying 0.
+    m = model(anchor="last_frame", final_activation="none")
+    valid = torch.ones(1, 8, 8, dtype=torch.bool)
+    valid[0, :2, :3] = False
+    m.set_mask(valid)
+    cond = torch.rand(2, 3, 1, 8, 8)
+    plain = build_model(ModelConfig(encoder_hidden=[16], decoder_hidden=[16], s_dim=4, t_dim=4, blocks=1,
+                                    width=8, final_activation="none"), SPEC)
+    plain.set_mask(valid)
+    plain.load_state_dict(m.state_dict())
+    torch.testing.assert_close(m.forecast(cond, 4), plain.forecast(cond, 4) + m.mask_frames(cond[:, -1:]))
+    with torch.no_grad():
+        last = [p for p in m.decoder.modules() if isinstance(p, torch.nn.Linear)][-1]
+        last.weight.zero_()
+        last.bias.zero_()
+    persistence = cond[:, -1:].masked_fill(~valid, 0).expand(2, 4, 1, 8, 8)
+    torch.testing.assert_close(m.forecast(cond, 4), persistence)
+    torch.testing.assert_close(m.forecast(cond, times=torch.tensor([0.5, 2.5])), persistence[:, :2])
+    torch.testing.assert_close(m.forecast(cond, 4, include_cond=True)[:, :3], persistence[:, :3])
+    with pytest.raises(ValueError, match="content swap is not defined"):
+        m.forecast_with_swap(cond, cond.flip(0), 4)
+    with pytest.raises(ValueError, match="anchor must be one of"):
+        model(anchor="first_frame")

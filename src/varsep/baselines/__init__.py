@@ -125,6 +125,11 @@ class BaselineModel(nn.Module):
         return bool(self.net.supports_swap)
 
     @property
+    def swappable(self) -> bool:
+        """The same as :attr:`uses_content` (the evaluation asks every model)."""
+        return self.uses_content
+
+    @property
     def stochastic(self) -> bool:
         return bool(self.net.stochastic)
 

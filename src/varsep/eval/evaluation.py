@@ -116,7 +116,7 @@ def score_horizon(model: SeparableModel, windows: WindowSet, horizon: int, *,
     scorer = FrameScorer.build(dataset, windows, model.spec, ssim=ssim)
     acc = CurveAccumulator(horizon)
     best = CurveAccumulator(horizon)  # best of options.samples draws, for stochastic models
-    can_swap = swap and model.uses_content and len(windows) >= 2
+    can_swap = swap and model.swappable and len(windows) >= 2
     swapper = SwapScorer(scorer, dataset, horizon) if can_swap else None
     examples: dict[str, list] = {"index": [], "frames": [], "forecast": [], "swap": [], "content": []}
     n = len(windows) if limit is None else min(limit, len(windows))
@@ -281,7 +281,7 @@ def _figures(out: Path, model: SeparableModel, dataset: SequenceDataset, windows
     if "stride" in result:
         made.append(plots.stride_curve(result["mse"], result["baseline_mse"], model.time_stride,
                                        out / f"mse_observed_vs_skipped_t{horizon}.png"))
-    if fusion and model.uses_content and len(np.asarray(frames).shape) == 4 and len(windows) >= 2:
+    if fusion and model.swappable and len(np.asarray(frames).shape) == 4 and len(windows) >= 2:
         made.append(_fusion(out / "fusion.png", model, windows, horizon, unit, precision, device))
     return [str(p.name) for p in made if p is not None]
 

@@ -72,6 +72,7 @@ def build_model(cfg: ModelConfig, spec: DataSpec, *, default_encoder: str = "mlp
     model = SeparableModel(
         content_encoder=content_encoder, dynamic_encoder=dynamic_encoder, decoder=decoder, dynamics=dynamics,
         combine=cfg.combine, spec=spec, reconstruct_cond=cfg.reconstruct_cond, skips=cfg.skips,
+        anchor="none" if cfg.anchor == "auto" else cfg.anchor,  # auto is settled from the data (resolve_config)
     )
     if any(isinstance(m, nn.Conv2d | nn.ConvTranspose2d) for m in model.modules()):
         # Channels-last convolutions are faster on CPU, and in bf16 they avoid oneDNN weight-gradient kernels

@@ -12,6 +12,10 @@ For a training window v_t0 … v_t1 (ν+1 frames) with conditioning window V_τ(
             "half_mean": 0.5·mean of T_t0² over all elements (the authors' SST 2-D codes),
             "mean": mean of T_t0² over all elements, "paper": (1/p)‖T_t0‖² (eq. 12).
 
+With ``model.anchor`` "last_frame", every decoded frame is the decoder's output plus the last frame of the
+window its code was encoded from (the conditioning window for the forecast, the auto-encoding window for
+L_AE), so the terms above compare frames either way.
+
 With a mask (``model.valid_mask``: land, or cells outside the field) L_pred and L_AE are means over the
 valid cells only, and the invalid cells of the windows are set to 0 before anything sees them.
 """
@@ -120,6 +124,11 @@ def loss_terms(
     else:
         forecast = model.decode(content, codes)
         ae_frame = model.decode_frame(content, t_ae) if use_ae else None
+
+    if model.anchor != "none":  # D renders departures from the last frame of the window each code comes from
+        forecast = model.anchored(forecast, cond_window)
+        if ae_frame is not None:
+            ae_frame = model.anchored(ae_frame.unsqueeze(1), observed[:, i:i + cond])[:, 0]
 
     zero = frames.new_zeros((), dtype=torch.float32)
     terms = {

@@ -9,6 +9,12 @@ Time bookkeeping: code number k of a rollout stands for the frame ``first_index 
 the conditioning frames are reconstructed too; without it (SST, Appendix E.4) T_t0 stands for the first
 frame after the conditioning window.
 
+Anchoring (``anchor="last_frame"``): D renders each frame's departure from the last conditioning frame,
+v̂_t = v_last + D(S, T_t), rather than the frame itself (the paper, ``anchor="none"``). Then an untrained
+D (outputs ≈ 0) is persistence, and training learns what changes — what a small field's forecast needs
+to match repeating the last frame at short lead times. A content swap is not defined for such a model
+(the last frame carries its own sequence's content).
+
 Masks: a model may carry ``valid_mask`` (the frame's shape, True where the field is defined — not land),
 set with :meth:`SeparableModel.set_mask` and saved in its state. Invalid cells are set to 0 in every window
 the encoders see and in every decoded frame, and the losses average over valid cells only, so whatever
@@ -46,6 +52,9 @@ class Content(NamedTuple):
         return Content(self.code[index], tuple(s[index] for s in self.skips))
 
 
+ANCHORS = ("none", "last_frame")  # what decoded frames are added to (see the module docstring)
+
+
 def has_batchnorm(module: nn.Module | None) -> bool:
     return module is not None and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
 
@@ -67,10 +76,14 @@ class SeparableModel(nn.Module):
         spec: DataSpec,
         reconstruct_cond: bool = True,
         skips: bool = False,
+        anchor: str = "none",
     ) -> None:
         super().__init__()
         if combine not in ("concat", "mul"):
             raise ValueError(f"combine must be 'concat' or 'mul', got {combine!r}")
+        if anchor not in ANCHORS:
+            raise ValueError(f"anchor must be one of {', '.join(ANCHORS)}, got {anchor!r}")
+        self.anchor = anchor
         self.content_encoder = content_encoder
         self.dynamic_encoder = dynamic_encoder
         self.decoder = decoder
@@ -105,11 +118,23 @@ class SeparableModel(nn.Module):
             return frames
         return frames.masked_fill(~self.valid_mask, 0)
 
+    def anchor_frame(self, window: torch.Tensor) -> torch.Tensor | None:
+        """What decoded frames are added to for a window (B, τ+1, *frame) the codes come from: its last
+        frame (B, 1, *frame) with ``anchor="last_frame"``, None (nothing) otherwise."""
+        if self.anchor == "none":
+            return None
+        return self.mask_frames(window[:, -1:])
+
     stochastic = False  # the separable model is deterministic (the evaluation asks every model)
 
     @property
     def uses_content(self) -> bool:
         return self.content_encoder is not None
+
+    @property
+    def swappable(self) -> bool:
+        """Whether the content swap applies: a content code, and frames decoded whole (not anchored)."""
+        return self.uses_content and self.anchor == "none"
 
     @property
     def cond_frames(self) -> int:
@@ -210,14 +235,27 @@ class SeparableModel(nn.Module):
         model's reconstructions of the conditioning frames (with ``horizon`` and reconstruct_cond only).
         ``content`` replaces the sequence's own S (content swap).
         """
+        if content is not None:
+            self._check_swap()
         own_content, codes = self.trajectory(cond, horizon, times=times, method=method, step_size=step_size,
                                              rtol=rtol, atol=atol, include_cond=include_cond)
-        return self.decode(own_content if content is None else content, codes)
+        return self.anchored(self.decode(own_content if content is None else content, codes), cond)
+
+    def anchored(self, decoded: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+        """Decoded frames (B, n, *frame) as frames: plus the last frame of ``window`` when anchored."""
+        anchor = self.anchor_frame(window)
+        return decoded if anchor is None else decoded + anchor
+
+    def _check_swap(self) -> None:
+        if self.anchor != "none":
+            raise ValueError("a content swap is not defined for a model whose decoder renders departures from "
+                             "the last conditioning frame (model.anchor: last_frame)")
 
     def forecast_with_swap(self, cond: torch.Tensor, content_cond: torch.Tensor,
                            horizon: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The forecast of ``cond``, and the same dynamics decoded with the content S of ``content_cond``
         (the content swap): the codes T are integrated once and decoded twice."""
+        self._check_swap()
         own, codes = self.trajectory(cond, horizon)
         return self.decode(own, codes), self.decode(self.encode_content(content_cond), codes)
 

@@ -50,15 +50,22 @@ from varsep.train.trainer import build_trainer, epoch_batches, planned_steps, qu
 def resolve_config(config: RunConfig, dataset: SequenceDataset) -> RunConfig:
     """The config with what depends on the data made explicit: network families (the data set's defaults
     where the config names none — custom frames of an unusual size have none and raise a ConfigError that
-    says what to set) and the output activation (``auto``: a sigmoid when the data lie in [0, 1])."""
+    says what to set), the output activation (``auto``: a sigmoid when the data lie in [0, 1]) and what the
+    decoder renders (``model.anchor: auto``: the data set's ``default_anchor`` unless there is a sigmoid)."""
     model = config.model
     if model.kind != "separable":  # a baseline builds its own networks from the data's shape
         return config
     activation = model.final_activation
     if activation == "auto":
         activation = "sigmoid" if dataset.unit_interval else "none"
+    anchor = model.anchor
+    if anchor == "auto":  # departures from the last frame need a signed output: none under a sigmoid
+        anchor = dataset.default_anchor if activation == "none" else "none"
+    elif anchor != "none" and activation == "sigmoid":
+        raise ConfigError(f"model.anchor: {anchor} makes the decoder render departures from the last "
+                          "conditioning frame, which a final sigmoid cannot (set model.final_activation: none)")
     model = replace(model, encoder=model.encoder or dataset.default_encoder,
-                    decoder=model.decoder or dataset.default_decoder, final_activation=activation)
+                    decoder=model.decoder or dataset.default_decoder, final_activation=activation, anchor=anchor)
     return replace(config, model=model)
 
 
