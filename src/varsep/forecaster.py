@@ -96,7 +96,9 @@ class Forecaster:
         return content, self._out(t0, single, as_numpy)
 
     def decode(self, content: Content | None, codes: Any) -> Any:
-        """Frames (B, n, *frame) from S and codes T (B, n, …)."""
+        """Frames (B, n, *frame) from S and codes T (B, n, …). For a model whose decoder renders departures
+        (``config.model.anchor == "last_frame"``, your own data by default) these are departures from the
+        last conditioning frame: add ``cond[:, -1:]`` for frames (:meth:`forecast` does)."""
         as_numpy = isinstance(codes, np.ndarray)
         codes = torch.as_tensor(codes, dtype=torch.float32)
         with torch.no_grad():

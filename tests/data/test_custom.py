@@ -207,6 +207,27 @@ def test_own_fields_decode_departures_from_the_last_frame_unless_there_is_a_sigm
     assert CustomDataset.default_anchor == "last_frame" and SequenceDataset.default_anchor == "none"
 
 
+def test_a_run_saved_before_model_anchor_existed_resumes_as_it_was_trained(tmp_path):
+    # Runs written before model.anchor have no such key; they decoded whole frames, so they resume and load as
+    # anchor "none" (not as today's default for their data), and the resumed run says nothing is different.
+    import torch
+
+    np.save(tmp_path / "f.npy", np.random.default_rng(0).normal(size=(4, 16, 1, 8, 8)).astype(np.float32))
+    data = {"kind": "array", "path": str(tmp_path / "f.npy")}
+    run = tmp_path / "run"
+    train_two_steps(run, data, **{"model.anchor": "none"})
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["model"].pop("anchor") == "none"
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    for ckpt in (run / "checkpoints").glob("*.ckpt"):
+        state = torch.load(ckpt, weights_only=False)
+        del state["hyper_parameters"]["config"]["model"]["anchor"]
+        torch.save(state, ckpt)
+    assert main(["fit", "--resume", "--run-dir", str(run), "--quiet", "--trainer.max_steps", "3"]) == 0
+    resumed = load(run, "last")
+    assert resumed.step == 3 and resumed.config.model.anchor == "none" and resumed.model.anchor == "none"
+
+
 def test_array_resize_averages_like_the_source(tmp_path):
     ramp = np.broadcast_to(np.arange(16, dtype=np.float32), (4, 20, 16, 16))
     np.save(tmp_path / "ramp.npy", np.ascontiguousarray(ramp))

@@ -71,6 +71,14 @@ class LastCheckpoint(Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._started = time.monotonic()
+        if self.max_seconds is not None and trainer.strategy.broadcast(self._seconds_before >= self.max_seconds):
+            # resumed with its time already spent (e.g. varsep compare run again): not one step more, and the
+            # checkpoint it resumed from is left as it is (it holds this step)
+            trainer.should_stop = True
+            self._saved_step = trainer.global_step
+            print(f"Time limit of {self.max_seconds / 60:g} min already used at step {trainer.global_step}; to "
+                  f"train on: varsep fit --resume --run-dir {self.path.parent.parent} --trainer.max_time_minutes "
+                  "MORE")
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         out_of_time = False

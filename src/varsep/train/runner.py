@@ -54,7 +54,7 @@ def resolve_config(config: RunConfig, dataset: SequenceDataset) -> RunConfig:
     decoder renders (``model.anchor: auto``: the data set's ``default_anchor`` unless there is a sigmoid)."""
     model = config.model
     if model.kind != "separable":  # a baseline builds its own networks from the data's shape
-        return config
+        return replace(config, model=replace(model, anchor="none"))  # and renders frames
     activation = model.final_activation
     if activation == "auto":
         activation = "sigmoid" if dataset.unit_interval else "none"
@@ -100,7 +100,7 @@ def _fit(config: RunConfig, run_dir: Path, *, resume: bool, overwrite: bool, pro
         raise ConfigError("trainer.stop_below_val_mse needs validation data, and this data set has no "
                           "validation windows: hold some out (e.g. data.val_sequences) or drop the target")
     if resume and (run_dir / CONFIG_FILE).is_file():
-        saved = resolve_config(config_from_dict(read_yaml(run_dir / CONFIG_FILE)), dataset)
+        saved = resolve_config(saved_config(read_yaml(run_dir / CONFIG_FILE)), dataset)
         _check_resumable(saved, config)
     ckpt = resume_checkpoint(run_dir, resume)
     resume_step = None
@@ -110,7 +110,7 @@ def _fit(config: RunConfig, run_dir: Path, *, resume: bool, overwrite: bool, pro
         trained = (state.get("hyper_parameters") or {}).get("config")
         if isinstance(trained, dict):
             try:
-                trained_config = config_from_dict(trained)
+                trained_config = resolve_config(saved_config(trained), dataset)
             except ConfigError:
                 trained_config = None
             if trained_config is not None:
@@ -293,9 +293,22 @@ def _flat_diff(a: dict, b: dict, prefix: str = "") -> dict[str, tuple[Any, Any]]
     return out
 
 
+def saved_config(values: dict[str, Any]) -> RunConfig:
+    """The config a run was trained with, from its config.yaml or checkpoint. Settings added since keep the
+    behaviour of the code that trained it: a run saved without ``model.anchor`` decoded whole frames."""
+    config = config_from_dict(values)
+    model = values.get("model") if isinstance(values, dict) else None
+    if isinstance(model, dict) and "anchor" not in model:
+        config = replace(config, model=replace(config.model, anchor="none"))
+    return config
+
+
 def resume_config(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
     """The saved config of a run, with optional overrides (for `varsep fit --resume RUN_DIR`)."""
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise ConfigError(f"{run_dir} is not a run folder (no {CONFIG_FILE})")
-    return load_config(path, overrides)
+    config = load_config(path, overrides)
+    if "model.anchor" not in (overrides or {}) and saved_config(read_yaml(path)).model.anchor == "none":
+        config = replace(config, model=replace(config.model, anchor="none"))
+    return config
