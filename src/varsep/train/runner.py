@@ -296,7 +296,11 @@ def _flat_diff(a: dict, b: dict, prefix: str = "") -> dict[str, tuple[Any, Any]]
 def saved_config(values: dict[str, Any]) -> RunConfig:
     """The config a run was trained with, from its config.yaml or checkpoint. Settings added since keep the
     behaviour of the code that trained it: a run saved without ``model.anchor`` decoded whole frames."""
-    config = config_from_dict(values)
+    return _as_trained(config_from_dict(values), values)
+
+
+def _as_trained(config: RunConfig, values: dict[str, Any]) -> RunConfig:
+    """``config`` with the settings its saved ``values`` predate set as the code that wrote them behaved."""
     model = values.get("model") if isinstance(values, dict) else None
     if isinstance(model, dict) and "anchor" not in model:
         config = replace(config, model=replace(config.model, anchor="none"))
@@ -309,6 +313,4 @@ def resume_config(run_dir: str | Path, overrides: dict[str, Any] | None = None) 
     if not path.is_file():
         raise ConfigError(f"{run_dir} is not a run folder (no {CONFIG_FILE})")
     config = load_config(path, overrides)
-    if "model.anchor" not in (overrides or {}) and saved_config(read_yaml(path)).model.anchor == "none":
-        config = replace(config, model=replace(config.model, anchor="none"))
-    return config
+    return config if "model.anchor" in (overrides or {}) else _as_trained(config, read_yaml(path))
