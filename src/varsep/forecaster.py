@@ -96,9 +96,10 @@ class Forecaster:
         return content, self._out(t0, single, as_numpy)
 
     def decode(self, content: Content | None, codes: Any) -> Any:
-        """Frames (B, n, *frame) from S and codes T (B, n, …). For a model whose decoder renders departures
-        (``config.model.anchor == "last_frame"``, your own data by default) these are departures from the
-        last conditioning frame: add ``cond[:, -1:]`` for frames (:meth:`forecast` does)."""
+        """D(S, T): frames (B, n, *frame) from S and codes T (B, n, …). An anchored model's forecast adds
+        ``model.anchor_frame(cond)`` to these (``config.model.anchor``, docs/model.md; :meth:`forecast` does):
+        the model's error on the last conditioning frame (``last_residual``, your own data by default), or
+        the last frame itself, D then rendering departures from it (``last_frame``)."""
         as_numpy = isinstance(codes, np.ndarray)
         codes = torch.as_tensor(codes, dtype=torch.float32)
         with torch.no_grad():

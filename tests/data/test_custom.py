@@ -185,9 +185,9 @@ def test_default_network_families(tmp_path):
     assert resized.test_windows(10).take(np.array([0])).shape == (1, 15, 2, 32, 32)
 
 
-def test_own_fields_decode_departures_from_the_last_frame_unless_there_is_a_sigmoid(tmp_path):
-    # model.anchor: auto → last_frame for your own data (an untrained decoder is persistence), none where the
-    # decoder ends in a sigmoid (minmax data) and for the paper's data sets; asking for both is an error.
+def test_own_fields_anchor_the_forecast_on_the_last_frame_unless_there_is_a_sigmoid(tmp_path):
+    # model.anchor: auto → last_residual for your own data (last_frame without reconstruct_cond), none where the
+    # decoder ends in a sigmoid (minmax data) and for the paper's data sets; impossible choices are errors.
     from varsep.train.runner import resolve_config
 
     np.save(tmp_path / "f.npy", np.random.default_rng(0).normal(size=(3, 16, 1, 8, 8)).astype(np.float32))
@@ -197,14 +197,18 @@ def test_own_fields_decode_departures_from_the_last_frame_unless_there_is_a_sigm
         config = config_from_dict(apply_overrides({"data": data}, over))
         return resolve_config(config, build_dataset(config.data)).model
 
-    assert (resolved().anchor, resolved().final_activation) == ("last_frame", "none")
+    assert (resolved().anchor, resolved().final_activation) == ("last_residual", "none")
+    assert resolved(**{"model.reconstruct_cond": False}).anchor == "last_frame"
     assert resolved(**{"data.normalization": "minmax"}).anchor == "none"
     assert resolved(**{"model.anchor": "none"}).anchor == "none"
+    assert resolved(**{"data.normalization": "minmax", "model.anchor": "last_residual"}).anchor == "last_residual"
     with pytest.raises(ConfigError, match="final sigmoid cannot"):
         resolved(**{"data.normalization": "minmax", "model.anchor": "last_frame"})
+    with pytest.raises(ConfigError, match="reconstruct_cond: true"):
+        resolved(**{"model.reconstruct_cond": False, "model.anchor": "last_residual"})
     with pytest.raises(ConfigError, match="model.anchor"):
         config_from_dict({"data": data, "model": {"anchor": "last"}})
-    assert CustomDataset.default_anchor == "last_frame" and SequenceDataset.default_anchor == "none"
+    assert CustomDataset.default_anchor == "last_residual" and SequenceDataset.default_anchor == "none"
 
 
 def test_a_run_saved_before_model_anchor_existed_resumes_as_it_was_trained(tmp_path):

@@ -63,8 +63,12 @@ def test_ae_choices(length, cond, first, expected):
 
 @pytest.mark.parametrize("reconstruct_cond", [True, False])
 @pytest.mark.parametrize("combine", ["concat", "mul"])
-@pytest.mark.parametrize("anchor", ["none", "last_frame"])
+@pytest.mark.parametrize("anchor", ["none", "last_residual", "last_frame"])
 def test_loss_terms_equal_an_explicit_computation(reconstruct_cond, combine, anchor):
+    if anchor == "last_residual" and not reconstruct_cond:
+        with pytest.raises(ValueError, match="needs the code of the last conditioning frame"):
+            small_model(reconstruct_cond=False, anchor=anchor)
+        return
     model = small_model(combine=combine, reconstruct_cond=reconstruct_cond, anchor=anchor, final_activation="none")
     weights = LossConfig(lambda_pred=45, lambda_ae=2, lambda_s=3, lambda_t=0.5, t_reg="half_sum")
     frames = torch.rand(2, SPEC.train_length, 1, 8, 8)
@@ -82,9 +86,13 @@ def test_loss_terms_equal_an_explicit_computation(reconstruct_cond, combine, anc
         preds.append(model.decoder(z))
         for g in model.dynamics.blocks:
             codes = codes + g(codes)
-    # anchored: D renders departures from the last frame of the window the code was encoded from
+    # last_frame: D renders departures from the last frame of the window the code was encoded from;
+    # last_residual: D renders frames, and the forecast carries D's error on the last conditioning frame
     last, ae_last = (frames[:, cond - 1:cond], frames[:, i + cond - 1]) if anchor == "last_frame" else (0, 0)
-    pred = F.mse_loss(torch.stack(preds, 1) + last, frames[:, first:])
+    preds = torch.stack(preds, 1)
+    if anchor == "last_residual":
+        last = frames[:, cond - 1:cond] - preds[:, cond - 1:cond]
+    pred = F.mse_loss(preds + last, frames[:, first:])
     t_ae = model.dynamic_encoder(frames[:, i:i + cond])
     z_ae = s * t_ae if combine == "mul" else torch.cat([s, t_ae], 1)
     ae = F.mse_loss(model.decoder(z_ae) + ae_last, frames[:, i + first])
@@ -155,6 +163,13 @@ def test_kept_targets_are_the_only_supervised_frames():
     keep = torch.tensor([[1, 4], [0, 6]])
     terms = loss_terms(model, frames, 0, LossConfig(lambda_ae=0, lambda_s=0), keep=keep)
     full = model.decode(*_content_and_codes(model, frames))
+    expected = torch.stack([F.mse_loss(full[b, keep[b]], frames[b, keep[b]]) for b in range(2)]).mean()
+    torch.testing.assert_close(terms["pred"], expected)
+    # anchored on the last residual: D's error on the last conditioning frame, whether or not that frame is kept
+    model = small_model(anchor="last_residual", final_activation="none")
+    terms = loss_terms(model, frames, 0, LossConfig(lambda_ae=0, lambda_s=0), keep=keep)
+    full = model.decode(*_content_and_codes(model, frames))
+    full = full + (frames[:, SPEC.cond_frames - 1:SPEC.cond_frames] - full[:, SPEC.cond_frames - 1:SPEC.cond_frames])
     expected = torch.stack([F.mse_loss(full[b, keep[b]], frames[b, keep[b]]) for b in range(2)]).mean()
     torch.testing.assert_close(terms["pred"], expected)
 

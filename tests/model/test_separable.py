@@ -73,10 +73,12 @@ def test_paper_waveeq_model_size():
     assert abs(count_parameters(m) - 60.8e6) / 60.8e6 < 0.01
 
 
-def test_an_anchored_model_renders_departures_from_the_last_frame():
-    # v̂_t = v_last + D(S, T_t): with D's last layer zeroed the forecast is persistence, on every horizon, at
-    # fractional times and in the conditioning reconstructions too, masked cells staying 0.
-    m = model(anchor="last_frame", final_activation="none")
+@pytest.mark.parametrize("anchor", ["last_residual", "last_frame"])
+def test_an_anchored_forecast_starts_from_the_last_frame(anchor):
+    # last_frame: v̂_t = v_last + D(S, T_t); last_residual: v̂_t = D(S, T_t) + v_last − D(S, T_last). With D's last
+    # layer zeroed both are persistence, on every horizon, at fractional times and in the conditioning
+    # reconstructions too, masked cells staying 0.
+    m = model(anchor=anchor, final_activation="none")
     valid = torch.ones(1, 8, 8, dtype=torch.bool)
     valid[0, :2, :3] = False
     m.set_mask(valid)
@@ -85,7 +87,11 @@ def test_an_anchored_model_renders_departures_from_the_last_frame():
                                     width=8, final_activation="none"), SPEC)
     plain.set_mask(valid)
     plain.load_state_dict(m.state_dict())
-    torch.testing.assert_close(m.forecast(cond, 4), plain.forecast(cond, 4) + m.mask_frames(cond[:, -1:]))
+    anchor_frame = m.mask_frames(cond[:, -1:])
+    if anchor == "last_residual":  # minus D's own rendering of the last conditioning frame
+        anchor_frame = anchor_frame - plain.forecast(cond, 1, include_cond=True)[:, 2:3]
+    torch.testing.assert_close(m.forecast(cond, 4), plain.forecast(cond, 4) + anchor_frame)
+    torch.testing.assert_close(m.anchor_frame(cond), anchor_frame)
     with torch.no_grad():
         last = [p for p in m.decoder.modules() if isinstance(p, torch.nn.Linear)][-1]
         last.weight.zero_()

@@ -80,10 +80,11 @@ class ModelConfig:
     gain: float = 0.71  # orthogonal initialisation gain of the integrator
     final_activation: Literal["auto", "sigmoid", "none"] = "auto"  # auto: sigmoid iff the data lie in [0, 1]
     reconstruct_cond: bool = True  # True: T_t0 stands for the first conditioning frame (offset τ+1)
-    # What D renders: "none" = the frames themselves (the paper); "last_frame" = each frame's departure from
-    # the last conditioning frame (v̂_t = v_last + D(S, T_t)), so that an untrained D is persistence; "auto" =
-    # the data set's choice (last_frame for your own fields, none for the paper's data sets). docs/model.md
-    anchor: Literal["auto", "none", "last_frame"] = "auto"
+    # What the forecast is anchored on: "none" = v̂_t = D(S, T_t) (the paper); "last_residual" = plus the model's
+    # error on the last conditioning frame, v_last − D(S, T_last) (needs reconstruct_cond); "last_frame" = D
+    # renders departures from it, v̂_t = v_last + D(S, T_t); "auto" = the data set's choice (last_residual for
+    # your own data, none for the paper's data sets). docs/model.md
+    anchor: Literal["auto", "none", "last_residual", "last_frame"] = "auto"
     # BatchNorm of the decoder in training: "per_frame" = each decoded frame normalised with its own batch
     # statistics and one running-statistics update per frame (the authors' one call per frame, kept in one
     # call); "pooled" = statistics pooled over the frames of a forecast (one update per call).

@@ -89,8 +89,8 @@ class SequenceDataset(abc.ABC):
     config_class: ClassVar[type[DataConfig]] = DataConfig
     default_encoder: str = "mlp"
     default_decoder: str = "mlp"
-    # What the decoder renders when model.anchor is auto (varsep.model.separable): "none" = frames (the paper's
-    # data sets), "last_frame" = departures from the last conditioning frame (your own fields).
+    # What the forecast is anchored on when model.anchor is auto (varsep.model.separable): "none" (the paper's
+    # data sets), "last_residual" (your own data: the model's error on the last conditioning frame carried on).
     default_anchor: ClassVar[str] = "none"
     # One training epoch: "pass" = every training window once (shuffled), "draws" = batches_per_epoch
     # batches of random windows (the data set default used when batches_per_epoch is not set).

@@ -94,9 +94,20 @@ def _finished(run_dir: Path, config: RunConfig) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     metrics = run_dir / "eval" / "metrics.json"
-    if record.get("config") != config.to_dict() or not metrics.is_file():
+    if not metrics.is_file() or not _same_config(record.get("config"), config):
         return None
     return json.loads(metrics.read_text())
+
+
+def _same_config(recorded: Any, config: RunConfig) -> bool:
+    """Whether a recorded config is ``config``, read with today's defaults for settings added since (a new
+    setting at its default does not make every finished model of a comparison train and score again)."""
+    if not isinstance(recorded, dict):
+        return False
+    try:
+        return config_from_dict(recorded).to_dict() == config.to_dict()
+    except ConfigError:
+        return False
 
 
 def _train(cfg: RunConfig, run_dir: Path, model: str, budget_minutes: float | None, progress: bool) -> RunConfig:

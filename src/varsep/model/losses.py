@@ -12,9 +12,11 @@ For a training window v_t0 … v_t1 (ν+1 frames) with conditioning window V_τ(
             "half_mean": 0.5·mean of T_t0² over all elements (the authors' SST 2-D codes),
             "mean": mean of T_t0² over all elements, "paper": (1/p)‖T_t0‖² (eq. 12).
 
-With ``model.anchor`` "last_frame", every decoded frame is the decoder's output plus the last frame of the
-window its code was encoded from (the conditioning window for the forecast, the auto-encoding window for
-L_AE), so the terms above compare frames either way.
+With ``model.anchor`` "last_residual" (reconstruct_cond only) the forecast frames are D's frames plus
+v_last − D(S, T_last), the model's error on the last conditioning frame (L_AE unchanged: D renders frames);
+with "last_frame" every decoded frame is D's output plus the last frame of the window its code was encoded
+from (the conditioning window for the forecast, the auto-encoding window for L_AE). The terms above compare
+frames either way.
 
 With a mask (``model.valid_mask``: land, or cells outside the field) L_pred and L_AE are means over the
 valid cells only, and the invalid cells of the windows are set to 0 before anything sees them.
@@ -112,6 +114,7 @@ def loss_terms(
     if stride > 1:
         codes = codes[:, ::stride]
     targets = observed[:, first:]
+    t_last = codes[:, cond - 1:cond] if model.anchor == "last_residual" and keep is not None else None
     if keep is not None:
         codes = _gather(codes, keep)
         targets = _gather(targets, keep)
@@ -125,10 +128,13 @@ def loss_terms(
         forecast = model.decode(content, codes)
         ae_frame = model.decode_frame(content, t_ae) if use_ae else None
 
-    if model.anchor != "none":  # D renders departures from the last frame of the window each code comes from
-        forecast = model.anchored(forecast, cond_window)
+    if model.anchor == "last_residual":  # the model's error on the last conditioning frame, carried forward
+        last = forecast[:, cond - 1:cond] if t_last is None else model.decode(content, t_last)
+        forecast = forecast + (cond_window[:, -1:] - last)
+    elif model.anchor == "last_frame":  # D renders departures from the last frame of each code's window
+        forecast = forecast + cond_window[:, -1:]
         if ae_frame is not None:
-            ae_frame = model.anchored(ae_frame.unsqueeze(1), observed[:, i:i + cond])[:, 0]
+            ae_frame = ae_frame + observed[:, i + cond - 1]
 
     zero = frames.new_zeros((), dtype=torch.float32)
     terms = {

@@ -9,11 +9,17 @@ Time bookkeeping: code number k of a rollout stands for the frame ``first_index 
 the conditioning frames are reconstructed too; without it (SST, Appendix E.4) T_t0 stands for the first
 frame after the conditioning window.
 
-Anchoring (``anchor="last_frame"``): D renders each frame's departure from the last conditioning frame,
-v̂_t = v_last + D(S, T_t), rather than the frame itself (the paper, ``anchor="none"``). Then an untrained
-D (outputs ≈ 0) is persistence, and training learns what changes — what a small field's forecast needs
-to match repeating the last frame at short lead times. A content swap is not defined for such a model
-(the last frame carries its own sequence's content).
+Anchoring: the paper decodes frames, v̂_t = D(S, T_t) (``anchor="none"``). Two anchors tie the forecast to
+the last conditioning frame v_last, so that it starts where the observations end — what a small field's
+forecast needs to match repeating the last frame at short lead times:
+
+- ``"last_residual"``: v̂_t = D(S, T_t) + (v_last − D(S, T_last)). D still renders frames; the model's own
+  error on the last observed frame (T_last: the code of that frame, which needs ``reconstruct_cond``) is
+  carried to every forecast frame, so at short lead times only the change D(S, T_t) − D(S, T_last) counts;
+- ``"last_frame"``: v̂_t = v_last + D(S, T_t), D rendering each frame's departure from v_last (an
+  untrained D, outputs ≈ 0, is persistence).
+
+A content swap is not defined for an anchored model (v_last carries its own sequence's content).
 
 Masks: a model may carry ``valid_mask`` (the frame's shape, True where the field is defined — not land),
 set with :meth:`SeparableModel.set_mask` and saved in its state. Invalid cells are set to 0 in every window
@@ -52,7 +58,7 @@ class Content(NamedTuple):
         return Content(self.code[index], tuple(s[index] for s in self.skips))
 
 
-ANCHORS = ("none", "last_frame")  # what decoded frames are added to (see the module docstring)
+ANCHORS = ("none", "last_residual", "last_frame")  # what decoded frames are added to (see the module docstring)
 
 
 def has_batchnorm(module: nn.Module | None) -> bool:
@@ -83,6 +89,9 @@ class SeparableModel(nn.Module):
             raise ValueError(f"combine must be 'concat' or 'mul', got {combine!r}")
         if anchor not in ANCHORS:
             raise ValueError(f"anchor must be one of {', '.join(ANCHORS)}, got {anchor!r}")
+        if anchor == "last_residual" and not reconstruct_cond:
+            raise ValueError("anchor 'last_residual' needs the code of the last conditioning frame, i.e. "
+                             "reconstruct_cond=True")
         self.anchor = anchor
         self.content_encoder = content_encoder
         self.dynamic_encoder = dynamic_encoder
@@ -118,12 +127,20 @@ class SeparableModel(nn.Module):
             return frames
         return frames.masked_fill(~self.valid_mask, 0)
 
-    def anchor_frame(self, window: torch.Tensor) -> torch.Tensor | None:
-        """What decoded frames are added to for a window (B, τ+1, *frame) the codes come from: its last
-        frame (B, 1, *frame) with ``anchor="last_frame"``, None (nothing) otherwise."""
+    def anchor_frame(self, window: torch.Tensor, content: Content | None = None,
+                     t0: torch.Tensor | None = None) -> torch.Tensor | None:
+        """What decoded frames are added to, (B, 1, *frame), for the conditioning window (B, τ+1, *frame) the
+        codes come from: its last frame v_last (``last_frame``), v_last − D(S, T_last) (``last_residual``;
+        ``content`` and ``t0``: the window's S and T_t0 when already encoded), or None (``none``)."""
         if self.anchor == "none":
             return None
-        return self.mask_frames(window[:, -1:])
+        last = self.mask_frames(window[:, -1:])
+        if self.anchor == "last_frame":
+            return last
+        if t0 is None:
+            content, t0 = self.encode(window)
+        t_last = self.rollout(t0, self.last_cond_time)[:, -1:]  # reconstruct_cond: T_t0 stands for frame 0
+        return last - self.decode(content, t_last)
 
     stochastic = False  # the separable model is deterministic (the evaluation asks every model)
 
@@ -237,19 +254,17 @@ class SeparableModel(nn.Module):
         """
         if content is not None:
             self._check_swap()
-        own_content, codes = self.trajectory(cond, horizon, times=times, method=method, step_size=step_size,
-                                             rtol=rtol, atol=atol, include_cond=include_cond)
-        return self.anchored(self.decode(own_content if content is None else content, codes), cond)
-
-    def anchored(self, decoded: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
-        """Decoded frames (B, n, *frame) as frames: plus the last frame of ``window`` when anchored."""
-        anchor = self.anchor_frame(window)
+        own_content, t0 = self.encode(cond)
+        codes = self.codes(t0, horizon, times=times, method=method, step_size=step_size, rtol=rtol, atol=atol,
+                           include_cond=include_cond)
+        decoded = self.decode(own_content if content is None else content, codes)
+        anchor = self.anchor_frame(cond, own_content, t0)
         return decoded if anchor is None else decoded + anchor
 
     def _check_swap(self) -> None:
         if self.anchor != "none":
-            raise ValueError("a content swap is not defined for a model whose decoder renders departures from "
-                             "the last conditioning frame (model.anchor: last_frame)")
+            raise ValueError("a content swap is not defined for a model whose forecast is anchored on the last "
+                             f"conditioning frame (model.anchor: {self.anchor})")
 
     def forecast_with_swap(self, cond: torch.Tensor, content_cond: torch.Tensor,
                            horizon: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -264,20 +279,27 @@ class SeparableModel(nn.Module):
                    atol: float = 1e-7, include_cond: bool = False) -> tuple[Content | None, torch.Tensor]:
         """S and the codes T of the frames :meth:`forecast` decodes (B, n, …), before decoding: a content
         swap decodes the same codes with another S, without encoding or integrating again."""
+        content, t0 = self.encode(cond)
+        return content, self.codes(t0, horizon, times=times, method=method, step_size=step_size, rtol=rtol,
+                                   atol=atol, include_cond=include_cond)
+
+    def codes(self, t0: torch.Tensor, horizon: int | None = None, *, times: torch.Tensor | None = None,
+              method: str = "residual", step_size: float | None = None, rtol: float = 1e-6, atol: float = 1e-7,
+              include_cond: bool = False) -> torch.Tensor:
+        """The codes T (B, n, …) of :meth:`trajectory`, from an initial code T_t0 already encoded."""
         if (horizon is None) == (times is None):
             raise ValueError("give either horizon (frames after the window) or times, not both")
-        content, t0 = self.encode(cond)
         if times is None and self.time_stride == 1:
             codes = self.rollout(t0, self.cond_frames - 1 + horizon - self.first_index)
             if not include_cond:
                 codes = codes[:, self.cond_frames - self.first_index:]
-            return content, codes
+            return codes
         if include_cond:
             raise ValueError("include_cond goes with horizon (and frames observed every frame), not with times")
         if times is None:  # every frame after the window, though frames were observed every time_stride
             times = torch.arange(1, horizon + 1, dtype=torch.float64)
         elapsed = self.last_cond_time - self.first_time + check_times(times)
-        return content, solve(self.dynamics, t0, elapsed, method=method, step_size=step_size, rtol=rtol, atol=atol)
+        return solve(self.dynamics, t0, elapsed, method=method, step_size=step_size, rtol=rtol, atol=atol)
 
     def _check_window(self, window: torch.Tensor) -> None:
         if window.dim() < 3 or window.shape[1] != self.cond_frames:

@@ -51,7 +51,8 @@ def resolve_config(config: RunConfig, dataset: SequenceDataset) -> RunConfig:
     """The config with what depends on the data made explicit: network families (the data set's defaults
     where the config names none — custom frames of an unusual size have none and raise a ConfigError that
     says what to set), the output activation (``auto``: a sigmoid when the data lie in [0, 1]) and what the
-    decoder renders (``model.anchor: auto``: the data set's ``default_anchor`` unless there is a sigmoid)."""
+    forecast is anchored on (``model.anchor: auto``: the data set's ``default_anchor``, none under a sigmoid,
+    last_frame instead of last_residual without reconstruct_cond)."""
     model = config.model
     if model.kind != "separable":  # a baseline builds its own networks from the data's shape
         return replace(config, model=replace(model, anchor="none"))  # and renders frames
@@ -59,11 +60,16 @@ def resolve_config(config: RunConfig, dataset: SequenceDataset) -> RunConfig:
     if activation == "auto":
         activation = "sigmoid" if dataset.unit_interval else "none"
     anchor = model.anchor
-    if anchor == "auto":  # departures from the last frame need a signed output: none under a sigmoid
+    if anchor == "auto":  # the data set's, where it can apply (varsep.model.separable: anchoring)
         anchor = dataset.default_anchor if activation == "none" else "none"
-    elif anchor != "none" and activation == "sigmoid":
-        raise ConfigError(f"model.anchor: {anchor} makes the decoder render departures from the last "
+        if anchor == "last_residual" and not model.reconstruct_cond:
+            anchor = "last_frame"
+    elif anchor == "last_frame" and activation == "sigmoid":
+        raise ConfigError("model.anchor: last_frame makes the decoder render departures from the last "
                           "conditioning frame, which a final sigmoid cannot (set model.final_activation: none)")
+    elif anchor == "last_residual" and not model.reconstruct_cond:
+        raise ConfigError("model.anchor: last_residual needs the model's code of the last conditioning frame "
+                          "(model.reconstruct_cond: true), or choose model.anchor: last_frame")
     model = replace(model, encoder=model.encoder or dataset.default_encoder,
                     decoder=model.decoder or dataset.default_decoder, final_activation=activation, anchor=anchor)
     return replace(config, model=model)

@@ -118,9 +118,9 @@ class CustomDataset(SequenceDataset):
 
     config_class = CustomConfig
     default_batches_per_epoch = None  # an epoch is one pass over every training window
-    # D renders departures from the last conditioning frame unless it ends in a sigmoid: the paper's model
-    # rendering whole frames loses to persistence at short lead times on small fields (docs/model.md).
-    default_anchor = "last_frame"
+    # The forecast carries the model's error on the last conditioning frame (unless D ends in a sigmoid): the
+    # paper's unanchored forecast loses to persistence at short lead times on small fields (docs/data/custom.md).
+    default_anchor = "last_residual"
     nominal_frame_shape = ()  # unknown until the file is read
 
     def __init__(self, config: CustomConfig) -> None:
