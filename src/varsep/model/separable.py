@@ -255,6 +255,12 @@ class SeparableModel(nn.Module):
         if content is not None:
             self._check_swap()
         own_content, t0 = self.encode(cond)
+        if self.anchor == "last_residual" and times is None and self.time_stride == 1:
+            # one rollout and one decoder call: T_last is on the way to the forecast's codes
+            full = self.codes(t0, horizon, include_cond=True)
+            codes = full if include_cond else full[:, self.cond_frames:]
+            decoded = self.decode(own_content, torch.cat([full[:, self.cond_frames - 1:self.cond_frames], codes], 1))
+            return decoded[:, 1:] + (self.mask_frames(cond[:, -1:]) - decoded[:, :1])
         codes = self.codes(t0, horizon, times=times, method=method, step_size=step_size, rtol=rtol, atol=atol,
                            include_cond=include_cond)
         decoded = self.decode(own_content if content is None else content, codes)
