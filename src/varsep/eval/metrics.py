@@ -34,20 +34,27 @@ def mse(pred: torch.Tensor, target: torch.Tensor, *, frame_dims: int = 3, chunk:
         weight: torch.Tensor | None = None) -> torch.Tensor:
     """Mean squared error per frame over the last ``frame_dims`` dimensions (3 for C×H×W, 1 for vectors).
 
-    In float64, ``chunk`` frames at a time so that the float64 copies stay in the CPU's cache (8× faster
-    than converting whole batches). ``weight`` (see the module docstring) averages over the counted cells;
-    with ``frame_dims`` 2 and a (C, H, W) weight, each channel over its own cells."""
+    In float64, about ``chunk`` frames at a time so that the float64 copies stay in the CPU's cache (8×
+    faster than converting whole batches). Chunks run along the first dimension, so a ``pred`` that is an
+    expanded view (one frame standing for a whole horizon) is never copied out whole. ``weight`` (see the
+    module docstring) averages over the counted cells; with ``frame_dims`` 2 and a (C, H, W) weight, each
+    channel over its own cells."""
     _check(pred, target)
     if weight is not None:
         return _weighted_mse(pred, target, weight, frame_dims)
     lead = pred.shape[:-frame_dims]
-    p = pred.reshape(-1, *pred.shape[len(lead):]).flatten(1)
-    t = target.reshape(-1, *target.shape[len(lead):]).flatten(1)
-    out = torch.empty(p.shape[0], dtype=torch.float64, device=pred.device)
-    for lo in range(0, p.shape[0], chunk):
-        out[lo:lo + chunk] = torch.linalg.vector_norm(p[lo:lo + chunk].double() - t[lo:lo + chunk].double(), 2,
-                                                      dim=-1).square()
-    return (out / max(p.shape[1], 1)).view(lead)
+    dims = tuple(range(-frame_dims, 0))
+    if not lead:
+        return torch.linalg.vector_norm(pred.double() - target.double(), 2, dim=dims).square() / max(pred.numel(), 1)
+    frame = pred.shape[len(lead):]
+    if pred.is_contiguous() and target.is_contiguous():  # chunks of frames, whatever the leading shape
+        pred, target = pred.reshape(-1, *frame), target.reshape(-1, *frame)
+    out = torch.empty(pred.shape[:-frame_dims], dtype=torch.float64, device=pred.device)
+    step = max(1, chunk // max(math.prod(out.shape[1:]), 1))
+    for lo in range(0, len(out), step):
+        diff = pred[lo:lo + step].double() - target[lo:lo + step].double()
+        out[lo:lo + step] = torch.linalg.vector_norm(diff, 2, dim=dims).square()
+    return (out / max(math.prod(frame), 1)).view(lead)
 
 
 def _weighted_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, frame_dims: int
@@ -101,13 +108,20 @@ class SSIMTarget:
     """Target frames prepared for SSIM: their Gaussian moments are computed once, then any number of
     predictions are scored against them (a forecast and the repeat-last-frame baseline share them).
 
-    Computed in float32 (float64 means per frame): the moments (μ, E[x²], E[xy]) come from batched pairs of
-    banded matrix products — the separable Gaussian filter on the valid region, far faster on CPU than
-    11-tap convolutions — on frames shifted by their own means, so σ² = E[x²] − μ² loses no digits to
-    cancellation; it agrees with the float64 reference (scikit-image) to ~1e-8. Frames are processed
-    :data:`CHUNK` at a time so that every intermediate map stays in the CPU's cache (5× faster than whole
-    batches). A prediction whose leading dimensions broadcast to the target's, e.g. (B, 1, C, H, W) against
-    (B, h, C, H, W), has its own moments computed once, not once per target frame.
+    Per window position, with μ, σ² and σ_xy the Gaussian-weighted means, variances and covariance,
+
+        SSIM = (2 μ_x μ_y + C1)(2 σ_xy + C2) / ((μ_x² + μ_y² + C1)(σ_x² + σ_y² + C2)),
+
+    averaged over the positions of the valid region. Computed in float32 (float64 means per frame): the
+    moments come from batched banded matrix products — the separable Gaussian filter on the valid region,
+    far faster on CPU than 11-tap convolutions — on frames shifted by their own means, so σ² = E[x²] − μ²
+    loses no digits to cancellation; it agrees with the float64 reference (scikit-image) to ~1e-8. What
+    depends on the target alone (μ_y, μ_y² + C1, σ_y² + C2) is computed once, and each prediction's three
+    maps (μ, E[x²], E[xy] of centred frames) go through one filter call, with in-place arithmetic after:
+    the filter's matrix products are then most of the cost. Frames are processed :data:`CHUNK` at a time so
+    that every intermediate map stays in the CPU's cache (5× faster than whole batches). A prediction whose
+    leading dimensions broadcast to the target's, e.g. (B, 1, C, H, W) against (B, h, C, H, W), has its own
+    moments computed once, not once per target frame.
     """
 
     CHUNK = 64  # frames per pass (64 maps of 64×64 float32 = 1 MiB)
@@ -123,7 +137,9 @@ class SSIMTarget:
         self.c1, self.c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
         self.rows = _valid_filter(h, window, sigma, target.device)
         self.cols = self.rows if w == h else _valid_filter(w, window, sigma, target.device)
-        self.mean, self.centred, self.mu, self.second = self._moments(target.float().reshape(-1, h, w))
+        self.centred, self.mu, self.mu_y, var = self._moments(target.float().reshape(-1, h, w))
+        self.mu_y2_c1 = torch.addcmul(torch.full_like(self.mu_y, self.c1), self.mu_y, self.mu_y)
+        self.var_c2 = var.add_(self.c2)
         self.centres = None  # per channel, the weights of the window positions (by their centre cell)
         if weight is not None:
             wt = torch.as_tensor(weight, dtype=torch.float32, device=target.device).expand(c, h, w)
@@ -133,19 +149,21 @@ class SSIMTarget:
             # A channel without a counted window position falls back to the plain mean.
             self.centres = torch.where(total > 0, centres / total.clamp(min=1e-12),
                                        torch.full_like(centres, 1.0 / centres[0].numel()))
+
     def _blur(self, maps: torch.Tensor) -> torch.Tensor:
         return self.rows.T @ (maps @ self.cols)
 
     def _moments(self, frames: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Per frame: its mean, the frame minus its mean, and the blurred centred frame and its square."""
+        """Per frame: the frame minus its mean, the blurred centred frame (μ − mean), μ, and σ²."""
         mean = frames.mean((-1, -2), keepdim=True)
         centred = frames - mean
         mu = torch.empty(len(frames), *self.rows.shape[1:], self.cols.shape[1], device=frames.device)
-        second = torch.empty_like(mu)
+        var = torch.empty_like(mu)
         for lo in range(0, len(frames), self.CHUNK):
             a = centred[lo:lo + self.CHUNK]
-            mu[lo:lo + self.CHUNK], second[lo:lo + self.CHUNK] = self._blur(torch.stack([a, a * a]))
-        return mean, centred, mu, second
+            m, second = self._blur(torch.stack([a, a * a]))
+            mu[lo:lo + self.CHUNK], var[lo:lo + self.CHUNK] = m, second.addcmul_(m, m, value=-1)
+        return centred, mu, mu + mean, var
 
     def __call__(self, pred: torch.Tensor) -> torch.Tensor:
         lead, frame = self.shape[:-3], self.shape[-3:]
@@ -164,22 +182,26 @@ class SSIMTarget:
         out = torch.empty(len(self.centred), dtype=torch.float64, device=x.device)
         for lo in range(0, len(self.centred), self.CHUNK):
             hi = min(lo + self.CHUNK, len(self.centred))
+            b, mu_b = self.centred[lo:hi], self.mu[lo:hi]
             if same:
-                mean, a, mu_a, second_a = self._moments(x[lo:hi])
+                mean = x[lo:hi].mean((-1, -2), keepdim=True)
+                a = x[lo:hi] - mean
+                mu_a, var_a, cross = self._blur(torch.stack([a, a * a, a * b]))
+                var_a.addcmul_(mu_a, mu_a, value=-1)
+                mu_x = mu_a + mean
             else:
-                mean, a, mu_a, second_a = (m[index[lo:hi]] for m in moments)
-            mu_b, second_b = self.mu[lo:hi], self.second[lo:hi]
-            cross = self._blur(a * self.centred[lo:hi])
-            sxy = cross - mu_a * mu_b
-            sxx_syy = second_a - mu_a * mu_a + second_b - mu_b * mu_b
-            mu_x, mu_y = mu_a + mean, mu_b + self.mean[lo:hi]
-            num = (2 * mu_x * mu_y + self.c1) * (2 * sxy + self.c2)
-            den = (mu_x * mu_x + mu_y * mu_y + self.c1) * (sxx_syy + self.c2)
+                i = index[lo:hi]
+                a, mu_a, mu_x, var_a = (m[i] for m in moments)
+                cross = self._blur(a * b)
+            covariance_c2 = cross.mul_(2).addcmul_(mu_a, mu_b, value=-2).add_(self.c2)  # 2 σ_xy + C2
+            num = (mu_x * self.mu_y[lo:hi]).mul_(2).add_(self.c1).mul_(covariance_c2)
+            den = torch.addcmul(self.mu_y2_c1[lo:hi], mu_x, mu_x).mul_(var_a.add_(self.var_c2[lo:hi]))
+            ratio = num.div_(den)
             if self.centres is None:
-                out[lo:hi] = (num / den).mean(dim=(-1, -2), dtype=torch.float64)
+                out[lo:hi] = ratio.mean(dim=(-1, -2), dtype=torch.float64)
             else:
                 weights = self.centres[torch.arange(lo, hi, device=x.device) % frame[0]]
-                out[lo:hi] = (num / den * weights).sum(dim=(-1, -2), dtype=torch.float64)
+                out[lo:hi] = (ratio * weights).sum(dim=(-1, -2), dtype=torch.float64)
         return out.view(*lead, frame[0]).mean(-1)
 
 
