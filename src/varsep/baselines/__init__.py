@@ -35,6 +35,7 @@ BASELINES: dict[str, str] = {
     "tau": "varsep.baselines.tau:TAU",
     "drnet": "varsep.baselines.drnet:DrNet",
     "svg": "varsep.baselines.svg:SVGLP",
+    "pknl": "varsep.baselines.pknl:PKnl",
 }
 # Harness settings that sit beside a baseline's constructor settings in model.baseline.
 HARNESS_SETTINGS = ("lstm_from_step",)  # DrNet: switch from its first training stage to its second at this step

@@ -20,7 +20,7 @@ from varsep.registry import suggest
 # The forecasters a run can train: the paper's separable model, and the baselines of varsep.baselines (whose
 # table must list exactly these names; tests/baselines/test_harness.py checks it).
 BASELINE_KINDS = ("convlstm", "predrnn", "predrnn_v2", "predrnnpp", "mim", "e3dlstm", "phydnet", "simvp", "tau",
-                  "drnet", "svg")
+                  "drnet", "svg", "pknl")
 MODEL_KINDS = ("separable", *BASELINE_KINDS)
 
 
@@ -141,6 +141,7 @@ class OptimConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
     milestones: list[int] = field(default_factory=list)  # epochs where the learning rate is multiplied by gamma
     gamma: float = 0.5
+    weight_decay: float = 0.0  # Adam's L2 penalty added to the gradient (coupled, torch.optim.Adam's); PKnl: 4e-4
     fused: bool = True  # fused Adam kernel (same maths, fewer passes over the weights)
     # "milestones": the step schedule above (the paper's); "onecycle": OneCycle over the run's planned steps
     # (OpenSTL's default for its baselines: 30 % warm-up, cosine annealing, β1 cycled 0.95 → 0.85 → 0.95)
@@ -153,6 +154,8 @@ class OptimConfig:
             raise ConfigError(f"optim.betas must be two numbers in [0, 1), got {self.betas}")
         if self.gamma <= 0:
             raise ConfigError(f"optim.gamma must be > 0, got {self.gamma}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"optim.weight_decay must be ≥ 0, got {self.weight_decay}")
         if sorted(self.milestones) != self.milestones or any(m < 1 for m in self.milestones):
             raise ConfigError(f"optim.milestones must be increasing positive epochs, got {self.milestones}")
 

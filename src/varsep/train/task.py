@@ -142,7 +142,8 @@ class TrainingTask(L.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         opt = self.run_config.optim
         fused = opt.fused and all(p.device.type in ("cpu", "cuda") for p in self.parameters())
-        optimizer = torch.optim.Adam(self.parameters(), lr=opt.lr, betas=tuple(opt.betas), fused=fused or None)
+        optimizer = torch.optim.Adam(self.parameters(), lr=opt.lr, betas=tuple(opt.betas),
+                                     weight_decay=opt.weight_decay, fused=fused or None)
         if opt.schedule == "onecycle":  # OpenSTL's default for its baselines, over the run's planned steps
             scheduler = torch.optim.lr_scheduler.OneCycleLR(
                 optimizer, max_lr=opt.lr, total_steps=max(1, int(self.trainer.estimated_stepping_batches)),
