@@ -71,31 +71,55 @@ def test_warping_by_a_zero_a_whole_pixel_and_a_half_pixel_flow():
                                atol=1e-5)
 
 
+def test_warping_under_bf16_autocast_keeps_a_float32_grid():
+    torch.manual_seed(0)
+    frame = torch.rand(2, 1, 32, 32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = warp(frame, torch.zeros(2, 2, 32, 32, dtype=torch.bfloat16))
+    torch.testing.assert_close(out, frame, rtol=0, atol=1e-5)
+
+
 def test_the_regularisers_of_a_linear_flow_by_hand():
-    # u = a·column, v = b·row: u changes by a along the width, v by b along the height, nothing else changes.
-    a, b = 0.3, -0.2
+    # u = a·column + c·row, v = d·column + b·row: each flow channel changes by a constant along each axis.
+    a, b, c, d = 0.3, -0.2, 0.7, 0.1
     rows, cols = torch.meshgrid(torch.arange(6.0), torch.arange(7.0), indexing="ij")
-    flow = torch.stack([a * cols, b * rows])[None].repeat(2, 1, 1, 1)
-    assert smoothness(flow).item() == pytest.approx(a**2 + b**2)
+    flow = torch.stack([a * cols + c * rows, d * cols + b * rows])[None].repeat(2, 1, 1, 1)
+    # ∂u/∂x = a, ∂u/∂y = c, ∂v/∂x = d, ∂v/∂y = b
+    assert smoothness(flow).item() == pytest.approx(a**2 + b**2 + c**2 + d**2)
     assert divergence(flow, "true").item() == pytest.approx((a + b) ** 2)
-    # the official code differences both channels along the height: ∂u/∂y + ∂v/∂y = 0 + b
-    assert divergence(flow, "official").item() == pytest.approx(b**2)
+    # the official code differences both channels along the height: ∂u/∂y + ∂v/∂y = c + b
+    assert divergence(flow, "official").item() == pytest.approx((c + b) ** 2)
     with pytest.raises(ValueError, match="divergence must be one of"):
         divergence(flow, "exact")
 
 
-def test_the_loss_is_the_official_weighted_sum_of_its_terms():
+def _hand_step_loss(frame, target, flow):
+    """One target step's official loss, written out: MSE + 0.4·Σ mean squared differences + 1·mean (∂u/∂y + ∂v/∂y)²
+    − 0.003·mean w²."""
+    du_dy, dv_dy = torch.diff(flow[:, 0], dim=1), torch.diff(flow[:, 1], dim=1)
+    du_dx, dv_dx = torch.diff(flow[:, 0], dim=2), torch.diff(flow[:, 1], dim=2)
+    smooth = sum((g**2).mean() for g in (du_dy, dv_dy, du_dx, dv_dx))
+    return ((frame - target) ** 2).mean() + 0.4 * smooth + ((du_dy + dv_dy) ** 2).mean() - 0.003 * (flow**2).mean()
+
+
+def test_the_loss_is_the_mean_over_target_steps_of_the_official_step_loss():
     torch.manual_seed(0)
     model = PKnl((1, 32, 32), 4, 3, **SMALL)
     with torch.no_grad():  # flows far from zero, so every term counts
         model.estimator.flow.weight.normal_(0, 0.05)
     cond, target = torch.rand(2, 4, 1, 32, 32), torch.rand(2, 3, 1, 32, 32)
     terms = model.training_terms(cond, target, step=0)
+    assert terms["magnitude"] > 1e-4 and terms["smoothness"] > 0 and terms["divergence"] > 0
+    # by hand: each step warps the last frame of a window that ends in the model's own previous output
+    window, step_losses = cond, []
+    for k in range(3):
+        flow = model.estimator(window.flatten(1, 2))
+        frame = warp(window[:, -1], flow)
+        step_losses.append(_hand_step_loss(frame, target[:, k], flow))
+        window = torch.cat([window[:, 1:], frame[:, None]], dim=1)
+    torch.testing.assert_close(terms["loss"], torch.stack(step_losses).mean())
     expected = terms["mse"] + 0.4 * terms["smoothness"] + terms["divergence"] - 0.003 * terms["magnitude"]
     torch.testing.assert_close(terms["loss"], expected)
-    assert terms["magnitude"] > 1e-4 and terms["smoothness"] > 0
-    pred = model.rollout(cond, 3)[0]
-    torch.testing.assert_close(terms["mse"], ((pred - target) ** 2).mean())
     terms["loss"].backward()
     assert all(p.grad is not None for p in model.parameters())
 
@@ -157,6 +181,13 @@ def test_the_preset_trains_through_the_cli_with_its_weight_decay(tiny_waveeq, tm
     state = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     group = state["optimizer_states"][0]["param_groups"][0]
     assert (group["lr"], group["weight_decay"], tuple(group["betas"])) == (1e-4, 4e-4, (0.9, 0.999))
+
+
+def test_the_preset_carries_the_official_budget_and_batch():
+    from varsep.config import load_config
+
+    config = load_config("baselines/pknl")
+    assert (config.trainer.max_epochs, config.data.batch_size) == (PKnl.DEFAULTS["epochs"], 64) == (500, 64)
 
 
 def test_on_sst_zone_files_it_trains_and_is_scored_at_t6_and_t10_in_celsius(tmp_path, capsys):

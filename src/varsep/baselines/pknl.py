@@ -15,13 +15,17 @@ here. One step:
 - the estimator sees the last ``cond_frames`` frames stacked as channels (B, Tc·C, H, W) and outputs w
   (B, 2, H, W), in the coordinates of ``grid_sample`` with ``align_corners=True`` (−1 … 1 across the frame;
   channel 0 along the width, channel 1 along the height), the semantics of PyTorch 0.3, which the official
-  code ran on (``Variable``, ``loss.data[0]``) — as are its bilinear upsamplings;
+  code's training script was written for (``Variable``, ``loss.data[0]``) — as are its bilinear upsamplings
+  (on PyTorch ≥ 0.4, which the 2019 estimator's companion scripts need, ``nn.Upsample`` would not align
+  corners; ``grid_sample`` aligned them until 1.3, so the warp is the same either way);
 - the last frame is sampled at grid − w (bilinear, zeros outside the frame); every channel of a
   multi-channel frame moves with the same w (the official code has one channel);
 - the warped frame is appended to the window and the oldest dropped, autoregressively for any horizon
   (training unrolls the same way, on its own outputs: no teacher forcing).
 
-Estimator (``ConvDeconvEstimator``, FlowNetS-like, 22.2 M parameters for 4 input frames): five stride-2
+Estimator (``ConvDeconvEstimator`` at the repository's HEAD, commit 088b93f of 2019; the 2018 code, of the
+ICLR paper's time, used LeakyReLU(0.1) everywhere and biases in the decoder convs, +496 parameters —
+not reproduced here; FlowNetS-like, 22.2 M parameters for 4 input frames): five stride-2
 3×3 conv + BatchNorm + ReLU levels of 64, 128, 256, 512, 1024 channels (levels 3–5 followed by a stride-1
 conv of the same width), then five ×2 bilinear upsamplings each followed by a 3×3 conv (no bias) + ReLU to
 256, 128, 64, 32, 16 channels, each concatenated with the encoder level of its size (the last one with the
@@ -41,8 +45,9 @@ differences along the width and the height, cropped to the cells where both exis
 Training (``DEFAULTS``): Adam lr 1e-4, betas (0.9, 0.999), weight decay 4e-4 (Adam's coupled L2), batch 64,
 500 epochs, 4 input frames and 6 targets (the SST protocol of both papers).
 
-Deviations: frames must have sides divisible by 32 (the five stride-2 levels; the official code assumes
-64×64 and would fail on a size mismatch in its concatenations) — a clear error here.
+Deviations: frames must have sides divisible by 32 (the five stride-2 levels): elsewhere the official code
+fails on a size mismatch in its concatenations; here it is a clear error before any work. The warp runs in
+float32 under any autocast (a bf16 sampling grid is off by up to 0.06 pixel and loses flows below ~1e-3).
 """
 
 from __future__ import annotations
@@ -115,11 +120,14 @@ def warp(frame: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     ``flow`` (B, 2, H, W) is in grid units (2/(W−1) per pixel along the width for channel 0, 2/(H−1) along the
     height for channel 1), so a constant flow of k pixels moves the content k pixels forward."""
     b, _, h, w = frame.shape
-    ys = torch.linspace(-1, 1, h, device=frame.device, dtype=flow.dtype)
-    xs = torch.linspace(-1, 1, w, device=frame.device, dtype=flow.dtype)
-    base = torch.stack([xs.expand(h, w), ys[:, None].expand(h, w)], dim=-1)  # (H, W, 2): x, y
-    grid = base - flow.permute(0, 2, 3, 1)
-    return F.grid_sample(frame, grid.to(frame.dtype), mode="bilinear", padding_mode="zeros", align_corners=True)
+    # In float32 whatever the autocast: a bf16 grid is off by up to 0.06 pixel and loses flows below ~1e-3.
+    with torch.autocast(frame.device.type, enabled=False):
+        ys = torch.linspace(-1, 1, h, device=frame.device, dtype=torch.float32)
+        xs = torch.linspace(-1, 1, w, device=frame.device, dtype=torch.float32)
+        base = torch.stack([xs.expand(h, w), ys[:, None].expand(h, w)], dim=-1)  # (H, W, 2): x, y
+        grid = base - flow.float().permute(0, 2, 3, 1)
+        out = F.grid_sample(frame.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    return out.to(frame.dtype)
 
 
 def smoothness(flow: torch.Tensor) -> torch.Tensor:
