@@ -28,7 +28,7 @@ from _common import hardware  # noqa: E402
 
 DATA = ("waveeq", "mmnist", "chairs", "taxibj", "sst", "kth")
 MODELS = ("varsep", "convlstm", "predrnn", "predrnn_v2", "predrnnpp", "mim", "e3dlstm", "phydnet", "simvp", "tau",
-          "drnet", "svg", "pknl")
+          "drnet", "svg", "pknl", "ddpae")
 
 
 def time_model(data: str, model: str, steps: int, precision: str, batch: int | None = None) -> dict:

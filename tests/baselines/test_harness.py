@@ -31,6 +31,7 @@ TINY = {
     "drnet": {"content_dim": 8, "pose_dim": 4, "sd_nf": 8, "rnn_size": 8, "rnn_layers": 1, "lstm_from_step": 1},
     "svg": {"g_dim": 8, "z_dim": 2, "rnn_size": 8},
     "pknl": {"widths": [4, 4, 4, 4, 4], "up_widths": [4, 4, 4, 4, 4]},
+    "ddpae": {"content_dim": 8, "image_dim": 8, "hidden": 8, "ngf": 2},
 }
 TINY_DATA = ["--data.batch_size", "4", "--data.batches_per_epoch", "2", "--data.val_sequences", "1",
              "--data.val_stride", "20", "--trainer.max_epochs", "1", "--trainer.val_every_n_epochs", "100",

@@ -36,6 +36,7 @@ BASELINES: dict[str, str] = {
     "drnet": "varsep.baselines.drnet:DrNet",
     "svg": "varsep.baselines.svg:SVGLP",
     "pknl": "varsep.baselines.pknl:PKnl",
+    "ddpae": "varsep.baselines.ddpae:DDPAE",
 }
 # Harness settings that sit beside a baseline's constructor settings in model.baseline.
 HARNESS_SETTINGS = ("lstm_from_step",)  # DrNet: switch from its first training stage to its second at this step
@@ -104,6 +105,20 @@ def load_openstl_weights(model: BaselineModel, state: Any) -> None:
             model.net.load_state_dict(module.from_openstl_state_dict(state, model.net))
     except (ValueError, TypeError, RuntimeError) as err:
         raise ConfigError(f"the checkpoint does not fit {model.kind} with these settings: "
+                          f"{str(err).splitlines()[0]}") from None
+
+
+def load_ddpae_weights(model: BaselineModel, states: dict[str, Any]) -> None:
+    """Load the official DDPAE code's four state dicts (pose_model, content_lstm, object_encoder,
+    object_decoder) into ``model``, names and shapes checked (a ConfigError says what differs)."""
+    from varsep.baselines.ddpae import from_official_state_dicts
+
+    if model.kind != "ddpae":
+        raise ConfigError(f"the official DDPAE checkpoint does not fit {model.kind}")
+    try:
+        model.net.load_state_dict(from_official_state_dicts(states, model.net))
+    except (ValueError, TypeError, RuntimeError) as err:
+        raise ConfigError(f"the checkpoint does not fit ddpae with these settings: "
                           f"{str(err).splitlines()[0]}") from None
 
 

@@ -19,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a data set's config (YAML file or packaged name: waveeq, mmnist, …): its data and trainer")
     p.add_argument("--models", required=True,
                    help="comma-separated: varsep and baselines (convlstm, predrnn, predrnn_v2, predrnnpp, mim, "
-                        "e3dlstm, phydnet, simvp, tau, drnet, svg, pknl)")
+                        "e3dlstm, phydnet, simvp, tau, drnet, svg, pknl, ddpae)")
     budget = p.add_mutually_exclusive_group(required=True)
     budget.add_argument("--budget-steps", type=positive_int, help="optimiser steps per model")
     budget.add_argument("--budget-minutes", type=positive_float, help="training minutes per model on this machine")

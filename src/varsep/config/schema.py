@@ -20,7 +20,7 @@ from varsep.registry import suggest
 # The forecasters a run can train: the paper's separable model, and the baselines of varsep.baselines (whose
 # table must list exactly these names; tests/baselines/test_harness.py checks it).
 BASELINE_KINDS = ("convlstm", "predrnn", "predrnn_v2", "predrnnpp", "mim", "e3dlstm", "phydnet", "simvp", "tau",
-                  "drnet", "svg", "pknl")
+                  "drnet", "svg", "pknl", "ddpae")
 MODEL_KINDS = ("separable", *BASELINE_KINDS)
 
 

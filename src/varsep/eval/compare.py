@@ -48,7 +48,7 @@ NO_BUDGET_EPOCHS = 1_000_000
 SEPARABLE = "varsep"
 LABELS = {SEPARABLE: "Ours (varsep)", "convlstm": "ConvLSTM", "predrnn": "PredRNN", "predrnn_v2": "PredRNN-V2",
           "predrnnpp": "PredRNN++", "mim": "MIM", "e3dlstm": "E3D-LSTM", "phydnet": "PhyDNet", "simvp": "SimVP",
-          "tau": "TAU", "drnet": "DrNet", "svg": "SVG-LP", "pknl": "PKnl"}
+          "tau": "TAU", "drnet": "DrNet", "svg": "SVG-LP", "pknl": "PKnl", "ddpae": "DDPAE"}
 
 
 def parse_models(text: str) -> list[str]:

@@ -42,8 +42,10 @@ def model_summary(model: SeparableModel) -> str:
     def millions(module: torch.nn.Module | None) -> str:
         return f"{sum(p.numel() for p in module.parameters()) / 1e6:.2f} M" if module is not None else "—"
 
-    if not isinstance(model, SeparableModel):  # a baseline: its kind and its own top-level networks
-        parts = list(model.net.named_children())[:6]
+    if not isinstance(model, SeparableModel):  # a baseline: its kind and its largest top-level networks
+        sizes = {name: sum(p.numel() for p in net.parameters()) for name, net in model.net.named_children()}
+        parts = [(name, getattr(model.net, name)) for name in sorted(sizes, key=lambda n: -sizes[n])[:6]
+                 if sizes[name] >= 5_000]
         inner = ", ".join(f"{name} {millions(net)}" for name, net in parts)
         return f"model: {model.kind}, {millions(model)} parameters ({inner})"
     parts = [("E_S", model.content_encoder), ("E_T", model.dynamic_encoder), ("dynamics", model.dynamics),
