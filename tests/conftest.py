@@ -62,3 +62,13 @@ def tiny_run(tmp_path_factory, tiny_waveeq):
 
     config = load_config("waveeq", {"data.root": str(tiny_waveeq), **TINY_MODEL})
     return fit(config, tmp_path_factory.mktemp("runs") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors: one intra-op thread avoids thread hand-off costs on busy shared cores (restored after).
+    A module takes it with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -12,14 +12,7 @@ from varsep.baselines.base import count_parameters
 from varsep.baselines.drnet import DrNet
 from varsep.baselines.svg import SVGLP, gaussian_kl
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids thread hand-off costs on busy shared cores (restored after)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 FRAME = (1, 16, 16)

@@ -27,14 +27,7 @@ from varsep.baselines.base import count_parameters
 from varsep.baselines.e3dlstm import E3DLSTM, _from_patches, _to_patches
 from varsep.baselines.phydnet import PhyDNet, kernel_to_moments, moment_matrix, moments_to_kernel
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors on 2 shared cores: intra-op threading only adds overhead (restored afterwards)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 OPENSTL_ROOT = Path(os.environ.get("OPENSTL_ROOT", "/work/research/chengtan9907+OpenSTL"))

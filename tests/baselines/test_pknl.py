@@ -20,13 +20,7 @@ ENCODER = [(4, 64), (64, 128), (128, 256), (256, 256), (256, 512), (512, 512), (
 DECODER = [(1024, 256), (768, 128), (384, 64), (192, 32), (96, 16), (20, 2)]
 SMALL = {"widths": (4, 8, 8, 8, 8), "up_widths": (8, 8, 8, 4, 4)}
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_the_reference_estimator_has_the_official_parameter_count():

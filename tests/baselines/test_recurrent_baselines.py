@@ -55,14 +55,7 @@ SMALL = {"frame_shape": (1, 16, 16), "cond_frames": 3, "train_horizon": 3, "num_
 OPENSTL = reference.load()
 needs_openstl = pytest.mark.skipif(OPENSTL is None, reason=f"no OpenSTL source checkout at {reference.ROOT}")
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread avoids contention on the shared 2-core machine (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small(name: str, **kw):

@@ -24,14 +24,7 @@ from varsep.baselines.base import count_parameters
 from varsep.baselines.simvp import SimVP
 from varsep.baselines.tau import TAU, differential_divergence, drop_path
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread for this module only (a module-level call would leak into every later test)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 FRAME = (1, 16, 16)

@@ -111,7 +111,7 @@ def load_openstl_weights(model: BaselineModel, state: Any) -> None:
 def load_ddpae_weights(model: BaselineModel, states: dict[str, Any]) -> None:
     """Load the official DDPAE code's four state dicts (pose_model, content_lstm, object_encoder,
     object_decoder) into ``model``, names and shapes checked (a ConfigError says what differs)."""
-    from varsep.baselines.ddpae import from_official_state_dicts
+    from varsep.baselines.ddpae_official import from_official_state_dicts
 
     if model.kind != "ddpae":
         raise ConfigError(f"the official DDPAE checkpoint does not fit {model.kind}")

@@ -136,4 +136,4 @@ def check_state_dict(state_dict: Mapping[str, torch.Tensor], expected: Mapping[s
     if mismatched:
         problems.append(f"shape mismatches [{'; '.join(mismatched)}]")
     if problems:
-        raise ValueError(f"OpenSTL checkpoint does not fit {what}: " + "; ".join(problems))
+        raise ValueError(f"the checkpoint does not fit {what}: " + "; ".join(problems))

@@ -3,7 +3,8 @@
 Paper: Jun-Ting Hsieh, Bingbin Liu, De-An Huang, Li Fei-Fei, Juan Carlos Niebles, "Learning to Decompose and
 Disentangle Representations for Video Prediction", NeurIPS 2018. Official code:
 github.com/jthsieh/DDPAE-video-prediction (``models/DDPAE.py``, ``models/pose_rnn.py``, ``models/networks/``,
-``utils/DDPAE_utils.py``; Pyro 0.2 on PyTorch 0.3.1), which produced the published numbers.
+``utils/DDPAE_utils.py``; Pyro 0.2, which needs PyTorch 0.4.0, though its README names 0.3.1), which produced
+the published numbers.
 
 Model. A frame is the sum of N components (2 for two digits), clamped at 1. Component i has one
 time-invariant **content** z_i (128-D) and a **pose** p_t,i = (s, x, y) at every frame; a decoder turns z_i into
@@ -50,12 +51,24 @@ Parameters for 64×64×1 frames and 2 components: **706,364**, as the official m
 encoder 305,504, pose encoder 98,816, predictor 49,664, four heads 780, initial-pose LSTM 33,280, content LSTM
 and head 66,304, object encoder 76,000, object decoder 76,016).
 
-Deviations (docs/baselines.md): the reported ``"loss"`` is the summed −ELBO divided by the number of frame
-elements (the value the official code logs; Adam is invariant to that constant scale but for its ε); the
-object decoder runs once per sequence and component, not once per frame on identical copies (the same outputs
-and BatchNorm batch statistics; its running variance's n/(n−1) factor uses the smaller n); square frames
+Terms: ``"loss"`` is the −ELBO per sequence (the official sum over the batch, divided by its size; Adam takes the
+same steps but for its ε, negligible at either scale), ``"nll"`` and ``"kl"`` its two parts,
+``"loss_per_element"`` the value the official code logs, ``"mse"`` and ``"rec"`` the MSE of the sampled
+reconstruction of the target and of the conditioning frames.
+
+Official checkpoints (four state dicts per epoch) map onto this module in :mod:`varsep.baselines.ddpae_official`
+(``varsep import-weights --model ddpae``).
+
+Not provided: the official options ``independent_components`` (the predictor without its neighbour's state)
+and ``when_to_predict_only`` (the likelihood on the targets only after some training), which its scripts
+leave off.
+
+Deviations (docs/baselines.md): the −ELBO divided by the batch size (above); the object decoder runs once
+per sequence and component, not once per frame on identical copies (the same outputs and BatchNorm batch
+statistics; its running variance's n/(n−1) factor uses the smaller n); square frames
 whose side is a power of two ≥ 16 and any number of channels (the official code: 64×64, one channel for
-Moving MNIST); the transformers use ``align_corners=True``, PyTorch 0.3's behaviour, explicitly.
+Moving MNIST); the transformers use ``align_corners=True``, PyTorch 0.3/0.4's behaviour, explicitly; the
+posterior heads, poses, spatial transformer and loss run in float32 under any autocast.
 """
 
 from __future__ import annotations
@@ -229,9 +242,15 @@ class DDPAE(Baseline):
                 nn.init.zeros_(m.bias)
 
     # ------------------------------------------------------------------------------------ inference
+    def _gaussian(self, mean: nn.Linear, std: nn.Linear, features: torch.Tensor) -> Gaussian:
+        """A posterior site from its two heads, in float32 under any autocast: poses are running sums of these
+        means that place objects to a fraction of a pixel (bf16 heads misplace them by ~0.1 pixel)."""
+        with torch.autocast(features.device.type, enabled=False):
+            features = features.float()
+            return Gaussian(mean(features), F.softplus(std(features)))
+
     def _beta(self, out: torch.Tensor) -> Gaussian:
-        # latents in float32 under any autocast: poses are running sums that place objects to a fraction of a pixel
-        return Gaussian(self.beta_mean(out).float(), F.softplus(self.beta_std(out).float()))
+        return self._gaussian(self.beta_mean, self.beta_std, out)
 
     def infer_poses(self, cond: torch.Tensor, horizon: int) -> tuple[Gaussian, Gaussian, Gaussian]:
         """q of the conditioning transitions (B, Tc, N, 3), the future ones (B, horizon, N, 3) and the initial
@@ -253,7 +272,7 @@ class DDPAE(Baseline):
             finals.append(state)
         beta_cond = self._beta(torch.stack(outputs, dim=2))  # (B, Tc, N, ·)
         initial = self.initial_pose_rnn(torch.stack(firsts, dim=1))[0]  # over the components
-        p0 = Gaussian(self.initial_pose_mean(initial).float(), F.softplus(self.initial_pose_std(initial).float()))
+        p0 = self._gaussian(self.initial_pose_mean, self.initial_pose_std, initial)
         above = [zeros] * horizon
         future = []
         for i in range(self.components):
@@ -280,7 +299,9 @@ class DDPAE(Baseline):
         frames = cond[:, :, None].expand(-1, -1, n, -1, -1, -1).flatten(0, 2)
         crops = crop(frames, cond_poses.flatten(0, 2), self.object_size)
         codes = self.object_encoder(crops).view(b, tc, n, -1).transpose(1, 2).flatten(0, 1)  # (B·N, Tc, ·)
-        head = self.content_head(self.content_rnn(codes)[0][:, -1]).float().view(b, n, -1)
+        last = self.content_rnn(codes)[0][:, -1]
+        with torch.autocast(cond.device.type, enabled=False):
+            head = self.content_head(last.float()).view(b, n, -1)
         return Gaussian(head[..., :self.content_dim], F.softplus(head[..., self.content_dim:]))
 
     def render(self, content: torch.Tensor, poses: torch.Tensor) -> torch.Tensor:
@@ -349,52 +370,10 @@ class DDPAE(Baseline):
         frames = torch.cat([cond, target], dim=1).float()
         sites = self.infer(cond, target.shape[1], sample=True)
         terms = self.negative_elbo(sites, frames)
-        elements = frames.numel()
-        recon = terms["recon"]
-        return {"loss": terms["neg_elbo"] / elements, "nll": terms["nll"] / elements, "kl": terms["kl"] / elements,
+        batch, recon = frames.shape[0], terms["recon"]
+        # per sequence: the official sum over the batch, divided by its size (Adam's steps are the same but for ε)
+        return {"loss": terms["neg_elbo"] / batch, "nll": terms["nll"] / batch, "kl": terms["kl"] / batch,
+                "loss_per_element": terms["neg_elbo"].detach() / frames.numel(),  # what the official code logs
                 "mse": ((recon[:, cond.shape[1]:] - target) ** 2).mean(),
                 "rec": ((recon[:, :cond.shape[1]] - cond) ** 2).mean()}
 
-
-# ------------------------------------------------------------------------------------ official checkpoints
-OFFICIAL_NETS = ("pose_model", "content_lstm", "object_encoder", "object_decoder")
-_OFFICIAL_PREFIXES = {  # (official net, official key prefix) → our key prefix
-    ("pose_model", "image_encoder.main."): "frame_encoder.net.",
-    ("pose_model", "encode_rnn."): "pose_encoder.",
-    ("pose_model", "predict_rnn."): "pose_predictor.",
-    ("pose_model", "beta_mu_layer."): "beta_mean.",
-    ("pose_model", "beta_sigma_layer."): "beta_std.",
-    ("pose_model", "initial_pose_rnn."): "initial_pose_rnn.",
-    ("pose_model", "initial_pose_mu."): "initial_pose_mean.",
-    ("pose_model", "initial_pose_sigma."): "initial_pose_std.",
-    ("content_lstm", "encoder."): "content_rnn.",
-    ("content_lstm", "out_layer."): "content_head.",
-    ("object_encoder", "main."): "object_encoder.net.",
-    ("object_decoder", "main."): "object_decoder.net.",
-}
-_CELLS = ("pose_encoder.", "pose_predictor.")  # nn.LSTM there, nn.LSTMCell here: the same tensors without "_l0"
-
-
-def from_official_state_dicts(states: dict[str, dict[str, torch.Tensor]], model: DDPAE) -> dict[str, torch.Tensor]:
-    """Our state dict from the official code's four (``net_<name>_<epoch>.pth``: pose_model, content_lstm,
-    object_encoder, object_decoder; ``module.`` prefixes of DataParallel removed); every name and shape checked."""
-    from .base import check_state_dict
-
-    missing = [name for name in OFFICIAL_NETS if name not in states]
-    if missing:
-        raise ValueError(f"the official DDPAE checkpoint has four nets; missing: {', '.join(missing)}")
-    out: dict[str, torch.Tensor] = {}
-    for net, state in states.items():
-        if net not in OFFICIAL_NETS:
-            raise ValueError(f"unknown official DDPAE net {net!r} (expected {', '.join(OFFICIAL_NETS)})")
-        for key, value in state.items():
-            key = key.removeprefix("module.")
-            ours = next((new + key[len(old):] for (n, old), new in _OFFICIAL_PREFIXES.items()
-                         if n == net and key.startswith(old)), None)
-            if ours is None:
-                raise ValueError(f"unexpected key {net}/{key} in the official DDPAE checkpoint")
-            if ours.startswith(_CELLS):
-                ours = ours.removesuffix("_l0")
-            out[ours] = value
-    check_state_dict(out, {k: tuple(v.shape) for k, v in model.state_dict().items()}, "DDPAE")
-    return out

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from varsep.baselines.ddpae_official import OFFICIAL_NETS
 from varsep.config import RunConfig
 from varsep.data import build_dataset
 from varsep.errors import CheckpointError, ConfigError
@@ -59,13 +60,16 @@ def import_weights(config: RunConfig, weights: str | Path, run_dir: str | Path, 
     return run_dir
 
 
-DDPAE_FILE = re.compile(r"^net_(pose_model|content_lstm|object_encoder|object_decoder)_(.+)\.pth$")
+DDPAE_FILE = re.compile(rf"^net_({'|'.join(OFFICIAL_NETS)})_(.+)\.pth$")
 
 
 def read_ddpae_checkpoint(path: Path) -> dict[str, Any]:
     """The four state dicts of an official DDPAE checkpoint (``net_<name>_<epoch>.pth``, its ``base_model.save``):
-    from a folder, the newest epoch that has all four (numbered epochs by number, then ``latest``); from one of
-    the files, that file's epoch."""
+    from a folder, the newest epoch that has all four (by number; other names only where no numbered epoch is
+    complete); from one of the files, that file's epoch."""
+    if not path.exists():
+        raise CheckpointError(f"{path} does not exist (the official DDPAE checkpoint: a folder of "
+                              f"net_<name>_<epoch>.pth files, or one of them)")
     if path.is_dir():
         epochs: dict[str, set[str]] = {}
         for file in path.iterdir():
@@ -77,7 +81,8 @@ def read_ddpae_checkpoint(path: Path) -> dict[str, Any]:
             found = ", ".join(sorted(f"{e} ({len(n)} of 4 nets)" for e, n in epochs.items())) or "no net_*.pth files"
             raise CheckpointError(f"{path} holds no complete official DDPAE checkpoint (net_pose_model_<epoch>.pth, "
                                   f"net_content_lstm_…, net_object_encoder_…, net_object_decoder_…): {found}")
-        epoch = max(complete, key=lambda e: (e.isdigit(), int(e) if e.isdigit() else 0, e))
+        numbered = [e for e in complete if re.fullmatch(r"[0-9]+", e)]
+        epoch = max(numbered, key=int) if numbered else max(complete)
         folder = path
     else:
         match = DDPAE_FILE.match(path.name)
@@ -85,5 +90,8 @@ def read_ddpae_checkpoint(path: Path) -> dict[str, Any]:
             raise CheckpointError(f"{path} is not an official DDPAE checkpoint file (net_<name>_<epoch>.pth) "
                                   f"or a folder of them")
         folder, epoch = path.parent, match.group(2)
-    return {name: safe_torch_load(folder / f"net_{name}_{epoch}.pth")
-            for name in ("pose_model", "content_lstm", "object_encoder", "object_decoder")}
+    files = {name: folder / f"net_{name}_{epoch}.pth" for name in OFFICIAL_NETS}
+    missing = [file.name for file in files.values() if not file.is_file()]
+    if missing:
+        raise CheckpointError(f"the official DDPAE checkpoint of epoch {epoch} in {folder} lacks {', '.join(missing)}")
+    return {name: safe_torch_load(file) for name, file in files.items()}
