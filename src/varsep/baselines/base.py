@@ -87,6 +87,19 @@ class Baseline(nn.Module):
                              f"{', '.join(map(str, self.frame_shape))}), got {tuple(cond.shape)}")
 
 
+def init_dcgan_(module: nn.Module) -> None:
+    """The DCGAN initialisation that DrNet's, SVG's and DDPAE's official code share: conv and linear weights
+    N(0, 0.02), BatchNorm weights N(1, 0.02), biases 0; LSTMs keep PyTorch's default."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
 def count_parameters(module: nn.Module) -> int:
     """Parameters counted once each (shared sub-modules included once), as published counts do."""
     return sum(p.numel() for p in module.parameters())

@@ -80,7 +80,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Baseline
+from .base import Baseline, init_dcgan_
 
 KL_ESTIMATORS = ("sample", "analytic")
 OBS_STD = 0.3
@@ -227,19 +227,7 @@ class DDPAE(Baseline):
         self.content_rnn = nn.LSTM(content_dim, hidden, batch_first=True)
         self.content_head = nn.Linear(hidden, 2 * content_dim)
         self.object_decoder = ImageDecoder(content_dim, c, self.object_size, ngf)
-        self._initialise()
-
-    def _initialise(self) -> None:
-        """The official initialisation: conv and linear weights N(0, 0.02), biases 0, BatchNorm weights
-        N(1, 0.02); the LSTMs keep PyTorch's default."""
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-                nn.init.normal_(m.weight, 0.0, 0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.normal_(m.weight, 1.0, 0.02)
-                nn.init.zeros_(m.bias)
+        init_dcgan_(self)  # the official initialisation
 
     # ------------------------------------------------------------------------------------ inference
     def _gaussian(self, mean: nn.Linear, std: nn.Linear, features: torch.Tensor) -> Gaussian:

@@ -76,7 +76,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Baseline
+from .base import Baseline, init_dcgan_
 
 STAGES = ("autoencoder", "lstm", "joint")
 CONTENT_MODELS = ("dcgan_unet", "dcgan", "vgg_unet")
@@ -121,18 +121,6 @@ def _head(cin: int, dim: int) -> nn.Sequential:
 def _stem(cin: int, cout: int) -> nn.Sequential:
     """Transposed 4×4 convolution from the 1×1 code to the 4×4 map, BatchNorm, LeakyReLU."""
     return nn.Sequential(nn.ConvTranspose2d(cin, cout, 4, 1, 0), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2, inplace=True))
-
-
-def init_dcgan_(module: nn.Module) -> None:
-    """DCGAN initialisation as in the Denton code: conv/linear N(0, .02), BatchNorm N(1, .02), biases 0."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0.0, 0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.normal_(m.weight, 1.0, 0.02)
-            nn.init.zeros_(m.bias)
 
 
 class DcganEncoder(nn.Module):

@@ -62,7 +62,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Baseline
+from .base import Baseline, init_dcgan_
 
 MODELS = ("dcgan", "vgg")
 
@@ -203,18 +203,6 @@ def gaussian_kl(mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch.Tensor, 
     """KL(N(μ_q, σ_q²) ‖ N(μ_p, σ_p²)) summed over every element and divided by the batch size."""
     kl = 0.5 * (logvar_p - logvar_q) + (logvar_q.exp() + (mu_q - mu_p) ** 2) / (2 * logvar_p.exp()) - 0.5
     return kl.sum() / mu_q.shape[0]
-
-
-def init_dcgan_(module: nn.Module) -> None:
-    """conv/linear weights N(0, .02), BatchNorm weights N(1, .02), biases 0 (LSTM cells untouched)."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0.0, 0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.normal_(m.weight, 1.0, 0.02)
-            nn.init.zeros_(m.bias)
 
 
 # ----------------------------------------------------------------------------------------------- model
