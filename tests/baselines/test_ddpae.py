@@ -23,7 +23,7 @@ from torch.distributions import Normal, kl_divergence
 
 from varsep.baselines.base import count_parameters
 from varsep.baselines.ddpae import DDPAE, constrain, crop, place
-from varsep.baselines.ddpae_official import _OFFICIAL_PREFIXES, OFFICIAL_NETS, from_official_state_dicts
+from varsep.baselines.ddpae_official import _CELLS, _OFFICIAL_PREFIXES, OFFICIAL_NETS, from_official_state_dicts
 
 SMALL = {"content_dim": 8, "image_dim": 16, "hidden": 8, "ngf": 4}
 
@@ -222,7 +222,7 @@ def _official_state_dicts(model: DDPAE) -> dict[str, dict[str, torch.Tensor]]:
         for key, value in ours.items():
             if key.startswith(mine):
                 rest = key[len(mine):]
-                if mine in ("pose_encoder.", "pose_predictor."):
+                if mine in _CELLS:
                     rest += "_l0"
                 states[net][theirs + rest] = value.clone()
     return states

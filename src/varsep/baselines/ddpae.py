@@ -313,17 +313,21 @@ class DDPAE(Baseline):
         return {"beta_cond": beta_cond, "beta_future": beta_future, "p0": p0, "content": content, "poses": poses}
 
     # ------------------------------------------------------------------------------------ the contract
+    def _future(self, content: torch.Tensor, poses: torch.Tensor, cond_frames: int) -> torch.Tensor:
+        """The frames after the conditioning ones, clamped to [0, 1] as the official ``test``."""
+        return self.render(content, poses[:, cond_frames:]).clamp(0.0, 1.0)
+
     def forecast(self, cond: torch.Tensor, horizon: int) -> torch.Tensor:
         self.check_cond(cond)
         sites = self.infer(cond, horizon, sample=False)
-        return self.render(sites["content"].value, sites["poses"][:, cond.shape[1]:]).clamp(0.0, 1.0)
+        return self._future(sites["content"].value, sites["poses"], cond.shape[1])
 
     def forecast_samples(self, cond: torch.Tensor, horizon: int, samples: int) -> torch.Tensor:
         self.check_cond(cond)
         draws = []
         for _ in range(samples):
             sites = self.infer(cond, horizon, sample=True)
-            draws.append(self.render(sites["content"].value, sites["poses"][:, cond.shape[1]:]).clamp(0.0, 1.0))
+            draws.append(self._future(sites["content"].value, sites["poses"], cond.shape[1]))
         return torch.stack(draws)
 
     def encode_content(self, cond: torch.Tensor) -> torch.Tensor:
@@ -333,8 +337,8 @@ class DDPAE(Baseline):
 
     def swap_forecast(self, cond: torch.Tensor, content_cond: torch.Tensor, horizon: int) -> torch.Tensor:
         self.check_cond(cond)
-        poses = self.infer(cond, horizon, sample=False)["poses"][:, cond.shape[1]:]
-        return self.render(self.encode_content(content_cond), poses).clamp(0.0, 1.0)
+        poses = self.infer(cond, horizon, sample=False)["poses"]
+        return self._future(self.encode_content(content_cond), poses, cond.shape[1])
 
     def negative_elbo(self, sites: dict[str, Any], frames: torch.Tensor) -> dict[str, torch.Tensor]:
         """−ELBO summed over every element of ``frames`` (B, Tc + horizon, C, H, W), its likelihood and KL terms."""
