@@ -32,6 +32,7 @@ from varsep.datagen.waveeq import generate
 from varsep.errors import ConfigError
 from varsep.eval import EvalOptions, evaluate, summary_lines
 from varsep.forecaster import load
+from varsep.storage import atomic_write_text, safe_torch_load
 from varsep.train import fit
 
 DEMO_SEQUENCES = 60  # 48 for training (6 of them for validation), 12 for testing
@@ -149,7 +150,7 @@ def run_demo(out: Path, *, steps: int = DEMO_STEPS, minutes: float | None = 4.0,
                "minutes": (time.perf_counter() - start) / 60, "mse_mean": result["mse_mean"],
                "repeat_last_frame_mse_mean": result["baseline_mse_mean"], "times_better": ratio,
                "beats_repeat_last_frame": ratio > 1, "precision": report["precision"], "scale": DEMO_SCALE}
-    (run_dir / "eval" / "demo.json").write_text(json.dumps(summary, indent=1))
+    atomic_write_text(run_dir / "eval" / "demo.json", json.dumps(summary, indent=1))
     print()
     for line in summary_lines(report):
         print(line)
@@ -166,6 +167,4 @@ def run_demo(out: Path, *, steps: int = DEMO_STEPS, minutes: float | None = 4.0,
 
 
 def _trained_steps(run_dir: Path) -> int:
-    from varsep.storage import safe_torch_load
-
     return int(safe_torch_load(run_dir / "checkpoints" / "last.ckpt").get("global_step", 0))

@@ -12,7 +12,8 @@ A run folder holds everything needed to continue, evaluate or reuse a run:
                          process ends, however it ends
 
 Interrupted atomic writes can leave hidden temporary files (``checkpoints/.last.ckpt.XXXXXXXX.tmp``,
-``logs/metrics.csv.tmp``); :func:`stale_temp_files` finds them so the next start removes them.
+``.run.json.XXXXXXXX.tmp``, ``eval/.metrics.json.XXXXXXXX.tmp``, ``logs/metrics.csv.tmp``);
+:func:`stale_temp_files` finds them so the next start removes them.
 """
 
 from __future__ import annotations
@@ -30,8 +31,12 @@ CHECKPOINTS = Path("checkpoints")
 LAST = CHECKPOINTS / "last.ckpt"
 BEST = CHECKPOINTS / "best.ckpt"
 LOCK_FILE = ".lock"
-# the temporary files of varsep's own atomic writes (varsep.storage.atomic_torch_save, the CSV log)
+# the temporary files of varsep's own atomic writes (varsep.storage.atomic_torch_save and
+# atomic_write_text, the CSV log)
 _CHECKPOINT_TEMP = re.compile(r"^\.[^/]+\.ckpt\.[A-Za-z0-9_]+\.tmp$")
+_RECORD_TEMP = re.compile(r"^\.(config\.yaml|run\.json|compare\.json|ablation\.json|metrics\.json|demo\.json)"
+                          r"\.[A-Za-z0-9_]+\.tmp$")
+_RECORD_FOLDERS = (Path("."), Path("eval"))
 _LOG_TEMPS = ("logs/metrics.csv.tmp",)
 
 
@@ -50,6 +55,9 @@ def stale_temp_files(run_dir: str | Path) -> list[Path]:
     folder = run_dir / CHECKPOINTS
     if folder.is_dir():
         found += [p for p in folder.rglob(".*.tmp") if p.is_file() and _CHECKPOINT_TEMP.match(p.name)]
+    for rel in _RECORD_FOLDERS:
+        if (run_dir / rel).is_dir():
+            found += [p for p in (run_dir / rel).glob(".*.tmp") if p.is_file() and _RECORD_TEMP.match(p.name)]
     found += [run_dir / rel for rel in _LOG_TEMPS if (run_dir / rel).is_file()]
     return sorted(found)
 

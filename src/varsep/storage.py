@@ -1,7 +1,9 @@
 """Checkpoint files that are safe to write and safe to read (no Lightning here: see varsep.train.checkpoint_io).
 
 - Writes go to a temporary file in the same folder, are flushed to disk, then renamed over the target:
-  a crash or a full disk never leaves a truncated checkpoint under the final name.
+  a crash or a full disk never leaves a truncated checkpoint under the final name. The small text records
+  of a run folder (config.yaml, run.json, metrics.json, the markers of finished comparisons) are written
+  the same way (:func:`atomic_write_text`).
 - Reads use ``torch.load(weights_only=True)``: a file carrying pickled code is refused, with a message.
 - A checkpoint holds state dicts, the resolved config, the data spec and the library version, so a model
   rebuilds itself from the file alone (varsep.forecaster.load_checkpoint).
@@ -14,8 +16,9 @@ import os
 import pickle
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -24,21 +27,42 @@ from varsep.errors import CheckpointError
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
     """torch.save ``obj`` to ``path`` through a temporary file and an atomic rename."""
-    path = Path(path)
+    try:
+        _atomic_write(Path(path), lambda f: torch.save(obj, f))
+    except OSError as err:
+        if err.errno in (28, 122):  # ENOSPC, EDQUOT
+            raise CheckpointError(f"no space left to write checkpoint {path}; the previous checkpoint "
+                                  f"is intact. Free some disk space and resume with --resume") from err
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write a small text file (a run's config.yaml, run.json, metrics.json …) through a temporary file
+    and an atomic rename: a reader, or a run resumed after a crash, sees the old file or the new one,
+    never half of one."""
+    try:
+        _atomic_write(Path(path), lambda f: f.write(text.encode()))
+    except OSError as err:
+        if err.errno in (28, 122):  # ENOSPC, EDQUOT
+            raise CheckpointError(f"no space left to write {path}; the previous version is intact. Free "
+                                  f"some disk space and run the command again") from err
+        raise
+
+
+def _atomic_write(path: Path, write: Callable[[BinaryIO], Any]) -> None:
+    """``write`` into ``.NAME.XXXXXXXX.tmp`` next to ``path`` (the pattern varsep.runs.stale_temp_files
+    removes after a crash), flush it to disk, then rename it over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException as err:
+    except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        if isinstance(err, OSError) and err.errno is not None and err.errno in (28, 122):  # ENOSPC, EDQUOT
-            raise CheckpointError(f"no space left to write checkpoint {path}; the previous checkpoint "
-                                  f"is intact. Free some disk space and resume with --resume") from err
         raise
 
 

@@ -17,7 +17,8 @@ from lightning.pytorch.callbacks import Callback
 
 from varsep.errors import CheckpointError, ConfigError, TrainingError
 from varsep.forecaster import load, load_checkpoint
-from varsep.storage import atomic_torch_save, safe_torch_load
+from varsep.runs import stale_temp_files
+from varsep.storage import atomic_torch_save, atomic_write_text, safe_torch_load
 from varsep.train import fit
 
 
@@ -120,6 +121,45 @@ def test_full_disk_keeps_the_previous_checkpoint_and_says_so(tmp_path, monkeypat
         atomic_torch_save({"step": 2}, path)
     monkeypatch.undo()
     assert safe_torch_load(path)["step"] == 1 and len(list(tmp_path.iterdir())) == 1
+
+
+def test_interrupted_record_write_keeps_the_previous_file(tmp_path, monkeypatch):
+    path = tmp_path / "run.json"
+    atomic_write_text(path, '{"seed": 1}')
+
+    def dying_fsync(fd):
+        raise KeyboardInterrupt  # interrupted after the new bytes went into the temporary file
+
+    monkeypatch.setattr(os, "fsync", dying_fsync)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_text(path, '{"seed": 2, "half": ')
+    monkeypatch.undo()
+    assert path.read_text() == '{"seed": 1}' and [p.name for p in tmp_path.iterdir()] == ["run.json"]
+
+
+def test_full_disk_keeps_the_previous_record_and_says_so(tmp_path, monkeypatch):
+    path = tmp_path / "eval" / "metrics.json"
+    atomic_write_text(path, "{}")
+
+    def no_space(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", no_space)
+    with pytest.raises(CheckpointError, match="no space left to write .*metrics.json; the previous version"):
+        atomic_write_text(path, '{"mse": 1.0}')
+    monkeypatch.undo()
+    assert path.read_text() == "{}" and len(list(path.parent.iterdir())) == 1
+
+
+def test_stale_temp_files_are_varsep_records_and_checkpoints_only(tmp_path):
+    run = tmp_path / "run"
+    ours = [run / ".run.json.k2j_9x.tmp", run / ".config.yaml.abc.tmp", run / "eval" / ".metrics.json.q1.tmp",
+            run / "checkpoints" / ".last.ckpt.zz_1.tmp", run / "logs" / "metrics.csv.tmp"]
+    theirs = [run / ".notes.txt.abc.tmp", run / "eval" / ".results.json.tmp", run / "data" / ".run.json.a.tmp"]
+    for path in ours + theirs:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    assert stale_temp_files(run) == sorted(ours)
 
 
 class Payload:

@@ -32,9 +32,11 @@ from varsep.data import build_dataset
 from varsep.data.base import SequenceDataset
 from varsep.errors import ConfigError, VarsepError
 from varsep.eval.evaluation import EvalOptions, evaluate
+from varsep.eval.finished import finished_report, mark_finished
 from varsep.eval.tables import columns, run_table, value
 from varsep.forecaster import load
 from varsep.runs import CONFIG_FILE
+from varsep.storage import atomic_write_text
 from varsep.train import fit
 
 DONE_FILE = "ablation.json"
@@ -92,20 +94,6 @@ def unavailable(config: RunConfig, dataset: SequenceDataset) -> str | None:
     return None
 
 
-def _finished(run_dir: Path, config: RunConfig) -> dict[str, Any] | None:
-    done = run_dir / DONE_FILE
-    if not done.is_file():
-        return None
-    try:
-        record = json.loads(done.read_text())
-    except json.JSONDecodeError:
-        return None
-    metrics = run_dir / "eval" / "metrics.json"
-    if record.get("config") != config.to_dict() or not metrics.is_file():
-        return None
-    return json.loads(metrics.read_text())
-
-
 def ablate(config: RunConfig, run_root: str | Path, *, variants: list[str] | None = None,
            budget_steps: int | None = None, options: EvalOptions | None = None, log=print) -> dict[str, Any]:
     """Train and evaluate each variant in ``run_root/<variant>``; write ablation.md and ablation.json.
@@ -128,7 +116,7 @@ def ablate(config: RunConfig, run_root: str | Path, *, variants: list[str] | Non
             log(f"[{name}] unavailable for this model: {reason}")
             rows.append({"variant": name, "label": variant.label, "status": "unavailable", "reason": reason})
             continue
-        report = _finished(run_dir, cfg)
+        report = finished_report(run_dir, DONE_FILE, cfg)
         if report is not None:
             log(f"[{name}] already trained and evaluated: {run_dir}")
         else:
@@ -143,10 +131,9 @@ def ablate(config: RunConfig, run_root: str | Path, *, variants: list[str] | Non
             seconds = time.perf_counter() - start
             loaded = load(run_dir, "last")
             report = evaluate(loaded, dataset, out_dir=run_dir / "eval", options=replace(options, label=variant.label))
-            (run_dir / DONE_FILE).write_text(json.dumps(
-                {"variant": name, "label": variant.label, "overrides": VARIANTS[name].overrides,
-                 "budget_steps": budget_steps, "step": loaded.step, "train_seconds_last_session": seconds,
-                 "config": cfg.to_dict()}, indent=1))
+            mark_finished(run_dir, DONE_FILE, {"variant": name, "label": variant.label,
+                                               "overrides": VARIANTS[name].overrides, "budget_steps": budget_steps,
+                                               "step": loaded.step, "train_seconds_last_session": seconds}, cfg)
         rows.append({"variant": name, "label": variant.label, "status": "done", "step": report["step"],
                      "report": report})
     return write_summary(root, rows)
@@ -170,6 +157,6 @@ def write_summary(root: Path, rows: list[dict[str, Any]]) -> dict[str, Any]:
         | ({"values": {c.header: value(r["report"], c) for c in cols}} if r["status"] == "done" else {})
         for r in rows]}
     (root / "ablation.md").write_text(text)
-    (root / "ablation.json").write_text(json.dumps(summary, indent=1))
+    atomic_write_text(root / "ablation.json", json.dumps(summary, indent=1))
     summary["markdown"] = text
     return summary

@@ -37,10 +37,11 @@ from varsep.config.schema import BASELINE_KINDS
 from varsep.data import build_dataset
 from varsep.errors import ConfigError, VarsepError
 from varsep.eval.evaluation import EvalOptions, autocast, evaluate
+from varsep.eval.finished import finished_report, mark_finished
 from varsep.eval.tables import run_table
 from varsep.forecaster import load
 from varsep.runs import CONFIG_FILE
-from varsep.storage import safe_torch_load
+from varsep.storage import atomic_write_text, safe_torch_load
 from varsep.train import fit
 
 DONE_FILE = "compare.json"
@@ -87,29 +88,6 @@ def model_config(base: RunConfig, model: str, *, budget_steps: int | None = None
     return config_from_dict(apply_overrides(raw, overrides))
 
 
-def _finished(run_dir: Path, config: RunConfig) -> dict[str, Any] | None:
-    done = run_dir / DONE_FILE
-    try:
-        record = json.loads(done.read_text())
-    except (OSError, ValueError):
-        return None
-    metrics = run_dir / "eval" / "metrics.json"
-    if not metrics.is_file() or not _same_config(record.get("config"), config):
-        return None
-    return json.loads(metrics.read_text())
-
-
-def _same_config(recorded: Any, config: RunConfig) -> bool:
-    """Whether a recorded config is ``config``, read with today's defaults for settings added since (a new
-    setting at its default does not make every finished model of a comparison train and score again)."""
-    if not isinstance(recorded, dict):
-        return False
-    try:
-        return config_from_dict(recorded).to_dict() == config.to_dict()
-    except ConfigError:
-        return False
-
-
 def _train(cfg: RunConfig, run_dir: Path, model: str, budget_minutes: float | None, progress: bool) -> RunConfig:
     resume = (run_dir / CONFIG_FILE).is_file()
     if model == "drnet" and budget_minutes is not None and not resume:  # stage 1 on the first half of the time
@@ -143,7 +121,7 @@ def compare(config: RunConfig, run_root: str | Path, models: list[str], *, budge
     rows: list[dict[str, Any]] = []
     for model in models:
         cfg, run_dir, label = configs[model], root / model, LABELS[model]
-        report = _finished(run_dir, cfg)
+        report = finished_report(run_dir, DONE_FILE, cfg)
         if report is not None:
             log(f"[{model}] already trained and evaluated: {run_dir}")
         else:
@@ -158,8 +136,8 @@ def compare(config: RunConfig, run_root: str | Path, models: list[str], *, budge
             trained = load(run_dir, "last")
             report = evaluate(trained, dataset, out_dir=run_dir / "eval", options=_with_label(options, label))
             info = {"model": model, "label": label, "budget_steps": budget_steps, "budget_minutes": budget_minutes,
-                    "step": trained.step, "train_seconds_last_session": seconds, "config": configs[model].to_dict()}
-            (run_dir / DONE_FILE).write_text(json.dumps(info, indent=1))
+                    "step": trained.step, "train_seconds_last_session": seconds}
+            mark_finished(run_dir, DONE_FILE, info, configs[model])
         step = int(report["step"])
         rows.append({"model": model, "label": label, "step": step, "report": report})
     return write_summary(root, rows, dataset, options, budget_steps=budget_steps, budget_minutes=budget_minutes)
@@ -199,7 +177,7 @@ def write_summary(root: Path, rows: list[dict[str, Any]], dataset, options: Eval
                            "horizons": {h: {k: v for k, v in res.items() if k.endswith("_mean") or k == "windows"}
                                         for h, res in r["report"]["horizons"].items()}} for r in rows]}
     (root / "compare.md").write_text(text)
-    (root / "compare.json").write_text(json.dumps(summary, indent=1))
+    atomic_write_text(root / "compare.json", json.dumps(summary, indent=1))
     summary["markdown"] = text
     return summary
 

@@ -38,6 +38,7 @@ from varsep.eval.swap import SwapScorer, partners, swap_forecast, swap_truths
 from varsep.forecaster import Forecaster
 from varsep.model import SeparableModel
 from varsep.precision import Precision, resolve_precision
+from varsep.storage import atomic_write_text
 
 __all__ = ["EvalOptions", "check_compatible", "evaluate", "reference_verdict", "score_horizon", "summary_lines"]
 
@@ -211,7 +212,7 @@ def evaluate(run: Forecaster, dataset: SequenceDataset | None = None, *, out_dir
     if out is not None:
         from varsep.eval.tables import run_table
 
-        (out / "metrics.json").write_text(json.dumps(report, indent=1))
+        atomic_write_text(out / "metrics.json", json.dumps(report, indent=1))
         (out / "results.md").write_text(run_table([report]))
     return report
 

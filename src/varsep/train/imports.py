@@ -16,7 +16,7 @@ from varsep.config import RunConfig
 from varsep.data import build_dataset
 from varsep.errors import CheckpointError, ConfigError
 from varsep.runs import BEST, CONFIG_FILE, INFO_FILE, LAST
-from varsep.storage import atomic_torch_save, safe_torch_load
+from varsep.storage import atomic_torch_save, atomic_write_text, safe_torch_load
 from varsep.train.rundir import check_run_dir, environment
 from varsep.train.task import TrainingTask
 
@@ -47,10 +47,10 @@ def import_weights(config: RunConfig, weights: str | Path, run_dir: str | Path, 
 
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / CONFIG_FILE).write_text(config.to_yaml())
+    atomic_write_text(run_dir / CONFIG_FILE, config.to_yaml())
     info = {"command": sys.argv, "started": time.strftime("%Y-%m-%d %H:%M:%S"), "imported_from": str(weights),
             "spec": dataset.spec.to_dict(), **environment()}
-    (run_dir / INFO_FILE).write_text(json.dumps(info, indent=1))
+    atomic_write_text(run_dir / INFO_FILE, json.dumps(info, indent=1))
     for path in (LAST, BEST):
         atomic_torch_save(checkpoint, run_dir / path)
     try:

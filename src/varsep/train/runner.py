@@ -29,7 +29,7 @@ from varsep.guards import check_fits_in_memory, short_repr
 from varsep.precision import ENV_RESOLVED, accelerator_device, resolve_precision
 from varsep.registry import suggest
 from varsep.runs import CONFIG_FILE, INFO_FILE, read_info
-from varsep.storage import safe_torch_load
+from varsep.storage import atomic_write_text, safe_torch_load
 from varsep.train.callbacks import LastCheckpoint
 from varsep.train.datamodule import SequenceDataModule
 from varsep.train.rundir import (
@@ -148,14 +148,14 @@ def _fit(config: RunConfig, run_dir: Path, *, resume: bool, overwrite: bool, pro
             clear_run_dir(run_dir)
         for path in remove_stale_temp_files(run_dir):
             print(f"removed {path}, left by an interrupted write")
-        (run_dir / CONFIG_FILE).write_text(config.to_yaml())
+        atomic_write_text(run_dir / CONFIG_FILE, config.to_yaml())
         info = {"command": sys.argv, "started": time.strftime("%Y-%m-%d %H:%M:%S"), "seed": config.seed,
                 "resumed_from": str(ckpt) if ckpt else None, "spec": dataset.spec.to_dict(),
                 "precision": choice.to_dict(), **environment()}
         if previous:  # one entry per earlier session of this run (each resume may run on another machine)
             info["history"] = [*previous.get("history", []),
                                {k: v for k, v in previous.items() if k not in ("history", "spec")}]
-        (run_dir / INFO_FILE).write_text(json.dumps(info, indent=1))
+        atomic_write_text(run_dir / INFO_FILE, json.dumps(info, indent=1))
 
     if config.trainer.compile and task.separable:  # the loss calls the sub-networks: compile those
         for net in (task.model.content_encoder, task.model.dynamic_encoder, task.model.decoder,
