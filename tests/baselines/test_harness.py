@@ -93,6 +93,41 @@ def test_bad_baseline_settings_are_refused_before_anything_is_written(tiny_wavee
     assert code == 2 and "Did you mean 'convlstm'?" in capsys.readouterr().err
 
 
+def own_field_config(tmp_path, kind: str = "separable", normalization: str = "standard") -> str:
+    """A config file for a field of your own: 10 sequences of 20 frames of 32×32 around 280 K (std 5), a .npy."""
+    frames = np.random.default_rng(0).normal(280.0, 5.0, size=(10, 20, 32, 32)).astype(np.float32)
+    np.save(tmp_path / "field.npy", frames)
+    baseline = json.dumps(TINY.get(kind, {}))
+    path = tmp_path / f"own-{kind}-{normalization}.yaml"
+    path.write_text(f"data: {{name: custom, path: {tmp_path / 'field.npy'}, cond_frames: 5, pred_frames: 5, "
+                    f"batch_size: 2, batches_per_epoch: 1, normalization: {normalization}}}\n"
+                    f"model: {{kind: {kind}, baseline: {baseline}}}\n"
+                    f"trainer: {{max_epochs: 1, precision: '32'}}\n")
+    return str(path)
+
+
+@pytest.mark.parametrize("kind", ["phydnet", "svg", "drnet", "ddpae"])
+def test_a_sigmoid_baseline_on_data_outside_the_unit_interval_is_refused(kind, tmp_path, capsys):
+    # A field standardised to mean 0 / std 1 (the default for your own data): half its values are negative,
+    # which a decoder ending in a sigmoid can never produce. Min-max scaling makes the same data trainable.
+    code = main(["fit", "-c", own_field_config(tmp_path, kind), "--run-dir", str(tmp_path / "refused"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"the {kind} baseline's frames come out of a sigmoid, so they lie in [0, 1]" in err, err
+    assert "data.normalization: minmax" in err and "convlstm" in err and "pknl" in err and "phydnet," not in err
+    assert not (tmp_path / "refused").exists()
+    assert main(["fit", "-c", own_field_config(tmp_path, kind, "minmax"), "--run-dir", str(tmp_path / "ok"),
+                 "--quiet"]) == 0
+    assert load(tmp_path / "ok", "last").step == 1
+
+
+def test_compare_refuses_a_model_that_cannot_take_the_data_before_anything_trains(tmp_path, capsys):
+    code = main(["compare", "-c", own_field_config(tmp_path), "--models", "convlstm,phydnet", "--budget-steps", "1",
+                 "--run-root", str(tmp_path / "cmp")])
+    err = capsys.readouterr().err
+    assert code == 2 and "PhyDNet (phydnet) cannot take part in this comparison" in err, err
+    assert "Leave it out of --models" in err and not (tmp_path / "cmp" / "convlstm").exists()
+
+
 def test_a_batch_whose_activations_do_not_fit_is_refused_before_anything_is_written(tiny_waveeq, tmp_path, capsys,
                                                                                     monkeypatch):
     # E3D-LSTM at its reference size and batch 16 on WaveEq keeps ~14.5 GB of activations per step: on a machine

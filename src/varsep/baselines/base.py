@@ -1,4 +1,4 @@
-"""The contract every baseline model follows (staging copy; it will move into varsep.baselines).
+"""The contract every baseline model follows.
 
 A baseline is a plain ``nn.Module`` built from plain shapes and numbers (no config objects, no data sets):
 
@@ -17,6 +17,10 @@ A baseline is a plain ``nn.Module`` built from plain shapes and numbers (no conf
   decay derive their schedule from it, drawing their coin flips from torch's global RNG (the harness seeds it).
 - ``DEFAULTS``: a class attribute, the method's reference training hyperparameters (optimiser, lr, batch
   size, epochs, schedule, loss weights, sampling schedule) with where they come from.
+- ``output_range``: a class attribute, the interval the method's frames are confined to by construction
+  ((0, 1) where its decoder ends in a sigmoid: PhyDNet, SVG-LP, DrNet, DDPAE), or None. Such a method
+  cannot forecast data outside that interval, so training one on them is refused with the reason
+  (varsep.train.runner.resolve_config).
 
 Optional hooks (declared here with defaults, so the harness never probes with hasattr):
 - ``adversary_parameters()`` / ``adversary_terms(cond, target, *, step)``: a second network trained with its
@@ -45,6 +49,7 @@ class Baseline(nn.Module):
     DEFAULTS: ClassVar[dict[str, Any]] = {}
     supports_swap: ClassVar[bool] = False
     stochastic: ClassVar[bool] = False
+    output_range: ClassVar[tuple[float, float] | None] = None
 
     def __init__(self, frame_shape: tuple[int, int, int], cond_frames: int, train_horizon: int) -> None:
         super().__init__()

@@ -192,6 +192,7 @@ def _normal_kl(q: Gaussian, mean: torch.Tensor | float, std: torch.Tensor | floa
 class DDPAE(Baseline):
     """Hsieh et al.'s decompositional predictive auto-encoder (see the module docstring)."""
 
+    output_range: ClassVar[tuple[float, float] | None] = (0.0, 1.0)  # its frames come out of a sigmoid
     DEFAULTS: ClassVar[dict[str, Any]] = {
         "optimizer": "Adam", "lr": 1e-3, "betas": (0.5, 0.999), "batch_size": 64, "epochs": 1273,
         "batches_per_epoch": 157, "lr_milestones": [636], "gamma": 0.1, "cond_frames": 10, "train_horizon": 10,

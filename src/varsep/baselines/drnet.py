@@ -303,6 +303,7 @@ class DrNet(Baseline):
 
     supports_swap: ClassVar[bool] = True
 
+    output_range: ClassVar[tuple[float, float] | None] = (0.0, 1.0)  # its frames come out of a sigmoid
     DEFAULTS: ClassVar[dict[str, Any]] = {
         "source": "edenton/drnet-py train_drnet.py (stage 1) and train_lstm.py (stage 2) argparse defaults",
         "stages": ("autoencoder", "lstm"),  # trained one after the other; top-level keys = stage 1

@@ -230,6 +230,7 @@ class _ConvLSTM(nn.Module):
 class PhyDNet(Baseline):
     """PhyDNet (see the module docstring): ``forecast``, ``training_terms`` and the ``moment_loss`` term."""
 
+    output_range: ClassVar[tuple[float, float] | None] = (0.0, 1.0)  # its frames come out of a sigmoid
     DEFAULTS: ClassVar[dict[str, Any]] = {
         "optimizer": "Adam",
         "lr": 1e-3,

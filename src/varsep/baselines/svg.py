@@ -211,6 +211,7 @@ class SVGLP(Baseline):
 
     stochastic: ClassVar[bool] = True
 
+    output_range: ClassVar[tuple[float, float] | None] = (0.0, 1.0)  # its frames come out of a sigmoid
     DEFAULTS: ClassVar[dict[str, Any]] = {
         "source": "edenton/svg train_svg_lp.py argparse defaults and the README's SM-MNIST command",
         "optimizer": "adam", "lr": 2e-3, "betas": (0.9, 0.999), "batch_size": 100,

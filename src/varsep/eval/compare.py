@@ -118,6 +118,7 @@ def compare(config: RunConfig, run_root: str | Path, models: list[str], *, budge
     root = Path(run_root)
     root.mkdir(parents=True, exist_ok=True)
     dataset = build_dataset(config.data)
+    _check_every_model_applies(configs, dataset)
     rows: list[dict[str, Any]] = []
     for model in models:
         cfg, run_dir, label = configs[model], root / model, LABELS[model]
@@ -141,6 +142,18 @@ def compare(config: RunConfig, run_root: str | Path, models: list[str], *, budge
         step = int(report["step"])
         rows.append({"model": model, "label": label, "step": step, "report": report})
     return write_summary(root, rows, dataset, options, budget_steps=budget_steps, budget_minutes=budget_minutes)
+
+
+def _check_every_model_applies(configs: dict[str, RunConfig], dataset) -> None:
+    """Refuse a model that cannot train on this data set before any model trains, naming it."""
+    from varsep.train.runner import resolve_config
+
+    for model, cfg in configs.items():
+        try:
+            resolve_config(cfg, dataset)
+        except ConfigError as err:
+            raise ConfigError(f"{LABELS[model]} ({model}) cannot take part in this comparison: {err}. Leave it "
+                              f"out of --models") from None
 
 
 def _with_label(options: EvalOptions, label: str) -> EvalOptions:

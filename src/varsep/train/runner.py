@@ -22,6 +22,7 @@ import torch
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from varsep.config import RunConfig, config_from_dict, load_config, read_yaml
+from varsep.config.schema import BASELINE_KINDS
 from varsep.data import build_dataset
 from varsep.data.base import SequenceDataset
 from varsep.errors import ConfigError, Interrupted, VarsepError
@@ -55,6 +56,7 @@ def resolve_config(config: RunConfig, dataset: SequenceDataset) -> RunConfig:
     last_frame instead of last_residual without reconstruct_cond)."""
     model = config.model
     if model.kind != "separable":  # a baseline builds its own networks from the data's shape
+        _check_output_range(model.kind, config.data.name, dataset)
         return replace(config, model=replace(model, anchor="none"))  # and renders frames
     activation = model.final_activation
     if activation == "auto":
@@ -73,6 +75,22 @@ def resolve_config(config: RunConfig, dataset: SequenceDataset) -> RunConfig:
     model = replace(model, encoder=model.encoder or dataset.default_encoder,
                     decoder=model.decoder or dataset.default_decoder, final_activation=activation, anchor=anchor)
     return replace(config, model=model)
+
+
+def _check_output_range(kind: str, data_name: str, dataset: SequenceDataset) -> None:
+    """A baseline whose frames come out of a sigmoid cannot forecast data outside [0, 1]: refuse it with the
+    reason, rather than train a model that can never reach the data's negative (or > 1) values."""
+    from varsep.baselines import baseline_class
+
+    bounds = baseline_class(kind).output_range
+    if bounds is None or dataset.unit_interval:
+        return
+    hint = ("set data.normalization: minmax (values scaled to [0, 1] on the training part)" if data_name == "custom"
+            else f"the {data_name} data set serves values outside it")
+    unbounded = ", ".join(k for k in BASELINE_KINDS if baseline_class(k).output_range is None)
+    raise ConfigError(f"the {kind} baseline's frames come out of a sigmoid, so they lie in [{bounds[0]:g}, "
+                      f"{bounds[1]:g}], and this data set's values are not scaled to that interval ({hint}); "
+                      f"use data in [0, 1] or a baseline with unbounded frames: {unbounded}")
 
 
 def fit(config: RunConfig, run_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
