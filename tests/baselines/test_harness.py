@@ -120,6 +120,30 @@ def test_a_sigmoid_baseline_on_data_outside_the_unit_interval_is_refused(kind, t
     assert load(tmp_path / "ok", "last").step == 1
 
 
+def test_on_sst_a_sigmoid_baseline_trains_on_zones_scaled_to_the_unit_interval(tmp_path, capsys):
+    # SST is standardised per zone by default (the paper's text): PhyDNet is refused with the setting that
+    # scales each zone to [0, 1] instead, and trains with it. Three zones of 80 days in the real file format.
+    import xarray as xr
+
+    days = 80
+    for zone in (1, 2, 3):
+        mean, std = np.full(days, 15.0 + zone), np.full(days, 0.8)
+        field = mean[:, None, None] + std[:, None, None] * np.random.default_rng(zone).normal(
+            0, 1, (days, 64, 64)).cumsum(0) * 0.1
+        time = (np.datetime64("2010-01-01") + np.arange(days)).astype("datetime64[ns]")
+        xr.Dataset({"thetao": (("time", "lat", "lon"), field), "daily_mean": (("time",), mean),
+                    "daily_std": (("time",), std)}, coords={"time": time}).to_netcdf(tmp_path / f"data_{zone}.nc")
+    common = ["fit", "-c", "baselines/phydnet", "--data.name", "sst", "--data.root", str(tmp_path), "--quiet",
+              *settings_args("phydnet"), "--data.test_zones", "[2, 3]", "--data.val_days", "20",
+              "--data.batch_size", "2", "--data.batches_per_epoch", "1", "--trainer.max_epochs", "1",
+              "--trainer.precision", "32"]
+    assert main([*common, "--run-dir", str(tmp_path / "refused")]) == 2
+    err = capsys.readouterr().err
+    assert "set data.normalization: zone_minmax" in err and not (tmp_path / "refused").exists()
+    assert main([*common, "--data.normalization", "zone_minmax", "--run-dir", str(tmp_path / "ok")]) == 0
+    assert load(tmp_path / "ok", "last").step == 1
+
+
 def test_compare_refuses_a_model_that_cannot_take_the_data_before_anything_trains(tmp_path, capsys):
     code = main(["compare", "-c", own_field_config(tmp_path), "--models", "convlstm,phydnet", "--budget-steps", "1",
                  "--run-root", str(tmp_path / "cmp")])

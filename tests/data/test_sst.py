@@ -79,6 +79,33 @@ def test_normalised_values_match_hand_computation(zones3):
     np.testing.assert_allclose(first[0, :, 0], hand_normalised(*raw[1], train_days=64)[:10], atol=2e-6)
 
 
+def test_zone_minmax_scales_each_zones_training_anomalies_to_the_unit_interval(zones3):
+    # For the baselines whose frames come out of a sigmoid: y = (a − min) / (max − min) over the zone's 64
+    # training days; test days may leave [0, 1]; °C, the climatology reference and the metrics as with "zone".
+    root, raw = zones3
+    ds = build_dataset(config(root, normalization="zone_minmax"))
+    standard = build_dataset(config(root))
+    assert ds.training_range == (0.0, 1.0) and standard.training_range is None and not ds.unit_interval
+    for p, zone in enumerate(ds.zone_ids):
+        thetao, mean, std = raw[zone]
+        a = (thetao - mean[:, None, None]) / std[:, None, None]
+        lo, hi = a[:64].min(), a[:64].max()
+        np.testing.assert_allclose(ds.frames[p, :, 0], (a - lo) / (hi - lo), atol=2e-6)
+        assert ds.frames[p, :64].min() == pytest.approx(0, abs=1e-6) and ds.frames[p, :64].max() == pytest.approx(1)
+    w = ds.test_windows(6)
+    idx = np.arange(len(w))
+    frames = w.take(idx)
+    np.testing.assert_allclose(ds.physical(frames, w, idx, 0),
+                               standard.physical(standard.test_windows(6).take(idx), w, idx, 0), atol=1e-4)
+    clim = ds.climatology_forecast(w, idx, 4, 6)
+    mean, _ = ds.climatology(w, idx, 4, 6)
+    np.testing.assert_allclose(ds.physical(clim, w, idx, 4), np.broadcast_to(mean, clim.shape), atol=1e-4)
+    pred = frames[:, 4:] + 0.01
+    for a, b in zip(ds.paper_compatible(pred, frames[:, 4:], w, idx, 4),
+                    (ds.physical(pred, w, idx, 4), ds.physical(frames[:, 4:], w, idx, 4)), strict=True):
+        np.testing.assert_allclose(a, b)
+
+
 def test_split_validation_gap_and_window_counts(zones3):
     root, raw = zones3
     ds = build_dataset(config(root))

@@ -92,7 +92,7 @@ class SSTConfig(DataConfig):
     val_days: int = 90  # last training days held out for validation (0: no validation)
     val_gap: int | None = None  # days between fit and validation days; None: one validation window
     val_stride: int = 1
-    normalization: Literal["zone", "frame"] = "zone"
+    normalization: Literal["zone", "zone_minmax", "frame"] = "zone"
     start_date: str = SST_START_DATE  # date of day 0 when the files have no time coordinate
     allow_gaps: bool = False  # accept missing days in a time coordinate (windows then span them)
     fill_nan: float | None = None  # None: NaN temperatures are an error

@@ -116,6 +116,14 @@ class SequenceDataset(abc.ABC):
         self.config = config
 
     @property
+    def training_range(self) -> tuple[float, float] | None:
+        """The interval the training values are scaled into, or None when they are not bounded (standardised
+        data). A baseline whose frames come out of a sigmoid needs (0, 1) (varsep.train.runner). It differs
+        from :attr:`unit_interval`, which decides how PSNR and SSIM are scored: SST scaled min–max per zone
+        trains in [0, 1] but is still scored in °C."""
+        return (0.0, 1.0) if self.unit_interval else None
+
+    @property
     @abc.abstractmethod
     def spec(self) -> DataSpec: ...
 

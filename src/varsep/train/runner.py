@@ -83,14 +83,16 @@ def _check_output_range(kind: str, data_name: str, dataset: SequenceDataset) -> 
     from varsep.baselines import baseline_class
 
     bounds = baseline_class(kind).output_range
-    if bounds is None or dataset.unit_interval:
+    served = dataset.training_range
+    if bounds is None or (served is not None and bounds[0] <= served[0] and served[1] <= bounds[1]):
         return
-    hint = ("set data.normalization: minmax (values scaled to [0, 1] on the training part)" if data_name == "custom"
-            else f"the {data_name} data set serves values outside it")
+    hint = {"custom": "set data.normalization: minmax (values scaled to [0, 1] on the training part)",
+            "sst": "set data.normalization: zone_minmax (each zone's anomalies scaled to [0, 1] on its training "
+                   "days)"}.get(data_name, f"the {data_name} data set serves values outside it")
     unbounded = ", ".join(k for k in BASELINE_KINDS if baseline_class(k).output_range is None)
     raise ConfigError(f"the {kind} baseline's frames come out of a sigmoid, so they lie in [{bounds[0]:g}, "
                       f"{bounds[1]:g}], and this data set's values are not scaled to that interval ({hint}); "
-                      f"use data in [0, 1] or a baseline with unbounded frames: {unbounded}")
+                      f"or choose a baseline with unbounded frames: {unbounded}")
 
 
 def fit(config: RunConfig, run_dir: str | Path, *, resume: bool = False, overwrite: bool = False,

@@ -20,6 +20,10 @@ Normalisation (``data.normalization``):
     with μ_z, σ_z the mean and standard deviation of a over the zone's pixels on its TRAINING days only
     (the first 80 %, validation days included). The paper says "over all acquisitions"; using the test
     period would leak it into the inputs.
+  "zone_minmax": the same anomaly a, scaled to [0, 1] instead: y = (a − min_z) / (max_z − min_z) with the
+    minimum and maximum of a over the zone's training days (test days can fall slightly outside). For the
+    baselines whose frames come out of a sigmoid (PhyDNet, SVG-LP, DrNet, DDPAE), which cannot forecast
+    standardised values; scored in °C exactly as "zone" (the conversion is the same affine map per zone).
   "frame" (the official code): each day's anomaly is standardised by its own spatial mean and std. The
     forecasts then cannot be put back in °C without the target frames' statistics: :meth:`physical`
     returns None and only the paper-compatible number (:func:`paper_compatible_celsius`) exists.
@@ -144,13 +148,16 @@ class SSTDataset(SequenceDataset):
     def _normalise(self, f: ZoneFile) -> np.ndarray:
         a = f.anomaly()
         fill = self.config.fill_nan
-        if self.config.normalization == "zone":
+        if self.config.normalization in ("zone", "zone_minmax"):
             train = a[:self.num_train_days]
-            mean, std = float(np.nanmean(train)), float(np.nanstd(train))
-            if not std > 0:
+            if self.config.normalization == "zone":
+                offset, scale = float(np.nanmean(train)), float(np.nanstd(train))
+            else:
+                offset, scale = float(np.nanmin(train)), float(np.nanmax(train) - np.nanmin(train))
+            if not scale > 0:
                 raise DataError(f"{f.path}: the temperature anomalies of the training days are constant")
-            f.zone_stats = (mean, std)
-            y = (a - mean) / std
+            f.zone_stats = (offset, scale)  # y = (a − offset) / scale: mean/std, or min/(max − min)
+            y = (a - offset) / scale
         else:
             mean, std = np.nanmean(a, axis=(1, 2), keepdims=True), np.nanstd(a, axis=(1, 2), keepdims=True)
             if not (std > 0).all():
@@ -228,18 +235,24 @@ class SSTDataset(SequenceDataset):
     def climatology_reference(self) -> str | None:  # type: ignore[override]
         """The files' daily climatology, with zone normalisation (frame normalisation maps it with each
         target frame's own statistics, unknown at forecast time: no reference)."""
-        if self.config.normalization != "zone":
+        if self.config.normalization == "frame":
             return None
         return "each cell's daily climatology μ_clim for the target's calendar day (the files' daily_mean)"
 
     def climatology_forecast(self, windows: WindowSet, indices: np.ndarray, offset: int, k: int) -> np.ndarray:
-        """μ_clim on the model's scale: a climatological anomaly of 0, zone-normalised: −mean/std of the zone."""
+        """μ_clim on the model's scale: a climatological anomaly of 0, zone-normalised: −offset/scale of the
+        zone (−mean/std, or −min/(max − min))."""
         if self.climatology_reference is None:
             return super().climatology_forecast(windows, indices, offset, k)
         pos, _ = self._lookup(windows, indices, offset, k)
-        stats = np.array([f.zone_stats for f in self.files])[pos]  # (n, 2): the zone's mean and std
+        stats = np.array([f.zone_stats for f in self.files])[pos]  # (n, 2): the zone's offset and scale
         level = (-stats[:, 0] / stats[:, 1]).astype(np.float32)
         return np.broadcast_to(level[:, None, None, None, None], (len(pos), k, *self.spec.frame_shape)).copy()
+
+    @property
+    def training_range(self) -> tuple[float, float] | None:  # type: ignore[override]
+        """[0, 1] with zone_minmax (the training days' anomalies, per zone), unbounded otherwise."""
+        return (0.0, 1.0) if self.config.normalization == "zone_minmax" else None
 
     def physical(self, frames: np.ndarray, windows: WindowSet, indices: np.ndarray, offset: int
                  ) -> np.ndarray | None:
@@ -259,10 +272,10 @@ class SSTDataset(SequenceDataset):
         """(forecast, target) in °C as the official evaluation computes them — NOT the default metric.
 
         With "frame" normalisation the forecast is de-normalised with the target frames' own spatial mean
-        and std (:func:`paper_compatible_celsius`), which uses the answer. With "zone" normalisation no
+        and std (:func:`paper_compatible_celsius`), which uses the answer. With zone normalisation no
         target statistic enters the conversion, so this equals :meth:`physical` for both.
         """
-        if self.config.normalization == "zone":
+        if self.config.normalization != "frame":
             return (self.physical(pred, windows, indices, offset),
                     self.physical(target, windows, indices, offset))
         target = np.asarray(target, dtype=np.float64)

@@ -90,7 +90,8 @@ class ZoneFile:
     clim_mean: np.ndarray  # (R, h, w) with (h, w) = (1, 1) per-day scalars or (H, W) per pixel
     clim_std: np.ndarray
     clim_rows: np.ndarray  # (T,) row of the climatology for each day
-    zone_stats: tuple[float, float] = (0.0, 1.0)  # μ_z, σ_z of the anomalies ("zone" normalisation)
+    # offset, scale of the anomalies: μ_z, σ_z ("zone") or min_z, max_z − min_z ("zone_minmax")
+    zone_stats: tuple[float, float] = (0.0, 1.0)
     frame_stats: tuple[np.ndarray, np.ndarray] | None = None  # per-day spatial μ, σ ("frame" normalisation)
 
     @classmethod
