@@ -45,6 +45,23 @@ def test_the_data_folder_counts_however_it_is_written(finished_run, tmp_path, mo
     assert finished_report(run, MARKER, other) is None
 
 
+def test_your_own_datas_path_counts_however_it_is_written(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "runs" / "varsep"
+    (run / "eval").mkdir(parents=True)
+    (run / "eval" / "metrics.json").write_text("{}")
+    own = {"data.name": "custom", "data.path": "fields/field.npy"}
+    mark_finished(run, MARKER, {}, load_config(None, own))
+    assert json.loads((run / MARKER).read_text())["config"]["data"]["path"] == str(tmp_path / "fields/field.npy")
+    assert finished_report(run, MARKER, load_config(None, {**own, "data.path": str(tmp_path / "fields" /
+                                                                                             "field.npy")})) == {}
+    assert finished_report(run, MARKER, load_config(None, {**own, "data.path": "other.npy"})) is None
+    files = {"data.name": "custom", "data.path": ["a.nc", "b.nc"]}
+    mark_finished(run, MARKER, {}, load_config(None, files))
+    assert json.loads((run / MARKER).read_text())["config"]["data"]["path"] == [str(tmp_path / "a.nc"),
+                                                                               str(tmp_path / "b.nc")]
+
+
 def test_a_setting_added_since_the_record_does_not_unfinish_it(finished_run):
     _, config = finished_run
     recorded = config.to_dict()

@@ -3,8 +3,8 @@
 A rerun of ``varsep compare`` or ``varsep ablate`` skips a model whose marker records the config it
 would train now, so an interrupted comparison continues where it stopped and a finished one costs
 nothing. Two configs that differ only in how the data folder is written (``data/waveeq`` from one
-folder, ``/work/data/waveeq`` from its parent) are the same run: the marker stores the folder as an
-absolute path. A marker is written atomically, after the model's metrics.json.
+folder, ``/work/data/waveeq`` from its parent) are the same run: the marker stores the folder (and your
+own data's ``data.path``) as an absolute path. A marker is written atomically, after the model's metrics.json.
 """
 
 from __future__ import annotations
@@ -53,7 +53,17 @@ def same_config(recorded: Any, config: RunConfig) -> bool:
 
 
 def _absolute_root(config: RunConfig) -> RunConfig:
-    root = config.data.root
-    if not root:
-        return config
-    return replace(config, data=replace(config.data, root=str(Path(root).expanduser().resolve())))
+    """``config`` with its data locations (``data.root``; your own data's ``data.path``, a file, a glob or a
+    list of them) as absolute paths."""
+    changes: dict[str, Any] = {}
+    for name in ("root", "path"):
+        value = getattr(config.data, name, None)
+        if isinstance(value, str) and value:
+            changes[name] = _absolute(value)
+        elif isinstance(value, list):
+            changes[name] = [_absolute(v) if isinstance(v, str) else v for v in value]
+    return replace(config, data=replace(config.data, **changes)) if changes else config
+
+
+def _absolute(path: str) -> str:
+    return str(Path(path).expanduser().resolve())
