@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,9 @@ from varsep.errors import CheckpointError
 
 CONFIG_FILE = "config.yaml"
 INFO_FILE = "run.json"
+# the markers `varsep compare` and `varsep ablate` leave in a model's run folder (varsep.eval.finished)
+COMPARE_MARKER = "compare.json"
+ABLATION_MARKER = "ablation.json"
 CHECKPOINTS = Path("checkpoints")
 LAST = CHECKPOINTS / "last.ckpt"
 BEST = CHECKPOINTS / "best.ckpt"
@@ -34,10 +38,11 @@ LOCK_FILE = ".lock"
 # the temporary files of varsep's own atomic writes (varsep.storage.atomic_torch_save and
 # atomic_write_text, the CSV log)
 _CHECKPOINT_TEMP = re.compile(r"^\.[^/]+\.ckpt\.[A-Za-z0-9_]+\.tmp$")
-_RECORD_TEMP = re.compile(r"^\.(config\.yaml|run\.json|compare\.json|ablation\.json|metrics\.json|demo\.json)"
-                          r"\.[A-Za-z0-9_]+\.tmp$")
+_RECORDS = (CONFIG_FILE, INFO_FILE, COMPARE_MARKER, ABLATION_MARKER, "metrics.json", "demo.json")
+_RECORD_TEMP = re.compile(rf"^\.({'|'.join(map(re.escape, _RECORDS))})\.[A-Za-z0-9_]+\.tmp$")
 _RECORD_FOLDERS = (Path("."), Path("eval"))
 _LOG_TEMPS = ("logs/metrics.csv.tmp",)
+RECORD_TEMP_MIN_AGE_S = 60.0
 
 
 def is_run_folder(path: str | Path) -> bool:
@@ -55,11 +60,20 @@ def stale_temp_files(run_dir: str | Path) -> list[Path]:
     folder = run_dir / CHECKPOINTS
     if folder.is_dir():
         found += [p for p in folder.rglob(".*.tmp") if p.is_file() and _CHECKPOINT_TEMP.match(p.name)]
-    for rel in _RECORD_FOLDERS:
-        if (run_dir / rel).is_dir():
-            found += [p for p in (run_dir / rel).glob(".*.tmp") if p.is_file() and _RECORD_TEMP.match(p.name)]
+    now = time.time()
+    for rel in _RECORD_FOLDERS:  # a record's temporary file lives for milliseconds: a young one is in flight
+        if (run_dir / rel).is_dir():  # (`varsep evaluate` writes eval/ without the training lock)
+            found += [p for p in (run_dir / rel).glob(".*.tmp")
+                      if p.is_file() and _RECORD_TEMP.match(p.name) and now - _mtime(p) > RECORD_TEMP_MIN_AGE_S]
     found += [run_dir / rel for rel in _LOG_TEMPS if (run_dir / rel).is_file()]
     return sorted(found)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return float("inf")  # gone meanwhile: not stale
 
 
 def find_checkpoint(run_dir: str | Path, which: str = "best") -> Path:

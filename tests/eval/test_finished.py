@@ -56,6 +56,13 @@ def test_your_own_datas_path_counts_however_it_is_written(tmp_path, monkeypatch)
     assert finished_report(run, MARKER, load_config(None, {**own, "data.path": str(tmp_path / "fields" /
                                                                                              "field.npy")})) == {}
     assert finished_report(run, MARKER, load_config(None, {**own, "data.path": "other.npy"})) is None
+    # a relative data.path is read from data.root when that is set: another folder, other data
+    in_root = {**own, "data.root": str(tmp_path / "elsewhere")}
+    mark_finished(run, MARKER, {}, load_config(None, in_root))
+    assert json.loads((run / MARKER).read_text())["config"]["data"]["path"] == str(tmp_path / "elsewhere" /
+                                                                                  "fields/field.npy")
+    assert finished_report(run, MARKER, load_config(None, {**in_root, "data.path": str(tmp_path / "fields" /
+                                                                                          "field.npy")})) is None
     files = {"data.name": "custom", "data.path": ["a.nc", "b.nc"]}
     mark_finished(run, MARKER, {}, load_config(None, files))
     assert json.loads((run / MARKER).read_text())["config"]["data"]["path"] == [str(tmp_path / "a.nc"),

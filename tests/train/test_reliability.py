@@ -151,14 +151,32 @@ def test_full_disk_keeps_the_previous_record_and_says_so(tmp_path, monkeypatch):
     assert path.read_text() == "{}" and len(list(path.parent.iterdir())) == 1
 
 
+def test_atomic_writes_give_the_permissions_a_plain_write_would(tmp_path):
+    old = os.umask(0o027)
+    try:
+        atomic_write_text(tmp_path / "run.json", "{}")
+        atomic_torch_save({"step": 1}, tmp_path / "last.ckpt")
+        (tmp_path / "plain.txt").write_text("x")
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert modes == {"run.json": 0o640, "last.ckpt": 0o640, "plain.txt": 0o640}  # not mkstemp's private 0600
+    (tmp_path / "run.json").chmod(0o604)  # an existing file keeps the mode its owner gave it
+    atomic_write_text(tmp_path / "run.json", '{"seed": 1}')
+    assert (tmp_path / "run.json").stat().st_mode & 0o777 == 0o604
+
+
 def test_stale_temp_files_are_varsep_records_and_checkpoints_only(tmp_path):
     run = tmp_path / "run"
     ours = [run / ".run.json.k2j_9x.tmp", run / ".config.yaml.abc.tmp", run / "eval" / ".metrics.json.q1.tmp",
             run / "checkpoints" / ".last.ckpt.zz_1.tmp", run / "logs" / "metrics.csv.tmp"]
     theirs = [run / ".notes.txt.abc.tmp", run / "eval" / ".results.json.tmp", run / "data" / ".run.json.a.tmp"]
-    for path in ours + theirs:
+    in_flight = run / "eval" / ".metrics.json.young1.tmp"  # a `varsep evaluate` writing right now
+    for path in [*ours, *theirs, in_flight]:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("x")
+        if path != in_flight:
+            os.utime(path, (time.time() - 120, time.time() - 120))  # left by a process that died
     assert stale_temp_files(run) == sorted(ours)
 
 

@@ -35,11 +35,11 @@ from varsep.eval.evaluation import EvalOptions, evaluate
 from varsep.eval.finished import finished_report, mark_finished
 from varsep.eval.tables import columns, run_table, value
 from varsep.forecaster import load
-from varsep.runs import CONFIG_FILE
+from varsep.runs import ABLATION_MARKER, CONFIG_FILE
 from varsep.storage import atomic_write_text
 from varsep.train import fit
 
-DONE_FILE = "ablation.json"
+DONE_FILE = ABLATION_MARKER
 NO_BUDGET_EPOCHS = 1_000_000  # with --budget-steps, the step budget alone ends training
 
 

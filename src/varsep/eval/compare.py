@@ -40,11 +40,11 @@ from varsep.eval.evaluation import EvalOptions, autocast, evaluate
 from varsep.eval.finished import finished_report, mark_finished
 from varsep.eval.tables import run_table
 from varsep.forecaster import load
-from varsep.runs import CONFIG_FILE
+from varsep.runs import COMPARE_MARKER, CONFIG_FILE
 from varsep.storage import atomic_write_text, safe_torch_load
 from varsep.train import fit
 
-DONE_FILE = "compare.json"
+DONE_FILE = COMPARE_MARKER
 NO_BUDGET_EPOCHS = 1_000_000
 SEPARABLE = "varsep"
 LABELS = {SEPARABLE: "Ours (varsep)", "convlstm": "ConvLSTM", "predrnn": "PredRNN", "predrnn_v2": "PredRNN-V2",
@@ -116,9 +116,10 @@ def compare(config: RunConfig, run_root: str | Path, models: list[str], *, budge
     options = options or EvalOptions()
     configs = {m: model_config(config, m, budget_steps=budget_steps, budget_minutes=budget_minutes) for m in models}
     root = Path(run_root)
-    root.mkdir(parents=True, exist_ok=True)
     dataset = build_dataset(config.data)
-    _check_every_model_applies(configs, dataset)
+    _check_every_model_applies({m: c for m, c in configs.items() if finished_report(root / m, DONE_FILE, c) is None},
+                               dataset)
+    root.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     for model in models:
         cfg, run_dir, label = configs[model], root / model, LABELS[model]
@@ -145,15 +146,17 @@ def compare(config: RunConfig, run_root: str | Path, models: list[str], *, budge
 
 
 def _check_every_model_applies(configs: dict[str, RunConfig], dataset) -> None:
-    """Refuse a model that cannot train on this data set before any model trains, naming it."""
+    """Refuse a model that cannot train on this data set before any model trains (or a folder is made),
+    naming it; ``configs`` are the models still to train (a finished one is only read back)."""
     from varsep.train.runner import resolve_config
 
     for model, cfg in configs.items():
         try:
             resolve_config(cfg, dataset)
         except ConfigError as err:
-            raise ConfigError(f"{LABELS[model]} ({model}) cannot take part in this comparison: {err}. Leave it "
-                              f"out of --models") from None
+            who = LABELS[model] if model == SEPARABLE else f"{LABELS[model]} ({model})"
+            raise ConfigError(f"{who} cannot take part in this comparison: {err}. Leave it out of "
+                              f"--models") from None
 
 
 def _with_label(options: EvalOptions, label: str) -> EvalOptions:

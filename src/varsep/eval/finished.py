@@ -53,17 +53,23 @@ def same_config(recorded: Any, config: RunConfig) -> bool:
 
 
 def _absolute_root(config: RunConfig) -> RunConfig:
-    """``config`` with its data locations (``data.root``; your own data's ``data.path``, a file, a glob or a
-    list of them) as absolute paths."""
+    """``config`` with its data locations as absolute paths: ``data.root``, and your own data's
+    ``data.path`` (a file, a glob or a list of them), which the reader takes relative to ``data.root``
+    when that is set, else relative to the current folder."""
+    root = config.data.root
     changes: dict[str, Any] = {}
-    for name in ("root", "path"):
-        value = getattr(config.data, name, None)
-        if isinstance(value, str) and value:
-            changes[name] = _absolute(value)
-        elif isinstance(value, list):
-            changes[name] = [_absolute(v) if isinstance(v, str) else v for v in value]
+    if isinstance(root, str) and root:
+        root = changes["root"] = _absolute(Path(root))
+    path = getattr(config.data, "path", None)
+    if isinstance(path, str) and path:
+        changes["path"] = _absolute(Path(path), root)
+    elif isinstance(path, list):
+        changes["path"] = [_absolute(Path(p), root) if isinstance(p, str) else p for p in path]
     return replace(config, data=replace(config.data, **changes)) if changes else config
 
 
-def _absolute(path: str) -> str:
-    return str(Path(path).expanduser().resolve())
+def _absolute(path: Path, root: str | None = None) -> str:
+    path = path.expanduser()
+    if root and not path.is_absolute():
+        path = Path(root) / path
+    return str(path.resolve())
