@@ -9,7 +9,8 @@ figures come from the same machine at the same time.
 
 Reported: seconds per optimiser step (forward + backward + Adam), sequences per second, the achieved
 GFLOP/s (FLOPs counted analytically from the matrix products), its share of the matrix-product peak
-measured in the same run, the generator's time for 300 sequences, and the peak resident memory of a
+measured in the same run, the generator's time for 300 sequences (beside the authors' generator's rate on a
+few sequences, with ``--authors``), and the peak resident memory of a
 process that only trains (each precision runs in its own child process, so the figure is its own).
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -104,6 +106,24 @@ def time_generator(num_sequences: int) -> dict:
     return {"sequences": num_sequences, "seconds": seconds, "sequences_per_s": num_sequences / seconds}
 
 
+def time_authors_generator(authors: Path, num_sequences: int, threads: int | None) -> dict:
+    """The authors' generator (var_sep/preprocessing/wave/gen_wave.py, their README's command with ``--size``)
+    on ``num_sequences`` sequences, in its own process: one sequence takes it seconds (a Python loop over
+    the grid inside each of the 300 RK4 steps), so a few give its rate; the full 300 are extrapolated."""
+    script = authors / "var_sep" / "preprocessing" / "wave" / "gen_wave.py"
+    if not script.is_file():
+        raise SystemExit(f"{script} not found: --authors must be a checkout of the authors' repository")
+    env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        subprocess.run([sys.executable, str(script), "--data_dir", tmp, "--size", str(num_sequences)],
+                       capture_output=True, text=True, check=True, env=env)
+        seconds = time.perf_counter() - t
+    return {"sequences": num_sequences, "seconds": seconds, "sequences_per_s": num_sequences / seconds,
+            "seconds_for_300_extrapolated": 300 * seconds / num_sequences,
+            "includes": "process start and torch import (a few seconds), then the sequences"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=5)
@@ -112,6 +132,8 @@ def main() -> None:
     parser.add_argument("--skip-generator", action="store_true")
     parser.add_argument("--generator-sequences", type=int, default=300)
     parser.add_argument("--authors", type=Path, help="checkout of the authors' repository, timed side by side")
+    parser.add_argument("--authors-generator-sequences", type=int, default=5,
+                        help="sequences the authors' generator makes (its 300 are extrapolated from them)")
     parser.add_argument("--child", choices=["fp32", "bf16"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
@@ -146,6 +168,11 @@ def main() -> None:
         out["authors_train_step_fp32"] = "not measured: pass --authors DIR (a checkout of the authors' code)"
     if not args.skip_generator:
         out["generator"] = time_generator(args.generator_sequences)
+        if args.authors is not None:
+            out["authors_generator"] = time_authors_generator(args.authors, args.authors_generator_sequences,
+                                                              args.threads)
+            out["generator_speedup_vs_authors"] = (out["generator"]["sequences_per_s"]
+                                                   / out["authors_generator"]["sequences_per_s"])
     json.dump(out, sys.stdout, indent=1)
     print()
 
