@@ -71,7 +71,9 @@ class LastCheckpoint(Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._started = time.monotonic()
-        if self.max_seconds is not None and trainer.strategy.broadcast(self._seconds_before >= self.max_seconds):
+        # a limit within a microsecond of the time used is used up (minutes × 60 round-trips by an ulp)
+        spent = self.max_seconds is not None and self._seconds_before >= self.max_seconds - 1e-6
+        if self.max_seconds is not None and trainer.strategy.broadcast(spent):
             # resumed with its time already spent (e.g. varsep compare run again): not one step more, and the
             # checkpoint it resumed from is left as it is (it holds this step)
             trainer.should_stop = True
