@@ -117,13 +117,13 @@ def compare(config: RunConfig, run_root: str | Path, models: list[str], *, budge
     configs = {m: model_config(config, m, budget_steps=budget_steps, budget_minutes=budget_minutes) for m in models}
     root = Path(run_root)
     dataset = build_dataset(config.data)
-    _check_every_model_applies({m: c for m, c in configs.items() if finished_report(root / m, DONE_FILE, c) is None},
-                               dataset)
+    finished = {m: finished_report(root / m, DONE_FILE, c) for m, c in configs.items()}
+    _check_every_model_applies({m: c for m, c in configs.items() if finished[m] is None}, dataset)
     root.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     for model in models:
         cfg, run_dir, label = configs[model], root / model, LABELS[model]
-        report = finished_report(run_dir, DONE_FILE, cfg)
+        report = finished[model]
         if report is not None:
             log(f"[{model}] already trained and evaluated: {run_dir}")
         else:

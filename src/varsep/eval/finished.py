@@ -21,7 +21,7 @@ from varsep.storage import atomic_write_text
 
 def mark_finished(run_dir: Path, marker: str, info: dict[str, Any], config: RunConfig) -> None:
     """Write ``run_dir/marker``: ``info`` and the config the model was trained with."""
-    atomic_write_text(run_dir / marker, json.dumps({**info, "config": _absolute_root(config).to_dict()}, indent=1))
+    atomic_write_text(run_dir / marker, json.dumps({**info, "config": _absolute_locations(config).to_dict()}, indent=1))
 
 
 def finished_report(run_dir: Path, marker: str, config: RunConfig) -> dict[str, Any] | None:
@@ -46,13 +46,13 @@ def same_config(recorded: Any, config: RunConfig) -> bool:
     if not isinstance(recorded, dict):
         return False
     try:
-        then = _absolute_root(config_from_dict(recorded))
+        then = _absolute_locations(config_from_dict(recorded))
     except ConfigError:
         return False
-    return then.to_dict() == _absolute_root(config).to_dict()
+    return then.to_dict() == _absolute_locations(config).to_dict()
 
 
-def _absolute_root(config: RunConfig) -> RunConfig:
+def _absolute_locations(config: RunConfig) -> RunConfig:
     """``config`` with its data locations as absolute paths: ``data.root``, and your own data's
     ``data.path`` (a file, a glob or a list of them), which the reader takes relative to ``data.root``
     when that is set, else relative to the current folder."""
