@@ -9,18 +9,39 @@ vectorised paths, as on CPUs MKL does not recognise).
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 CAPS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR", "OMP_NUM_THREADS")
 
 
 def hardware() -> dict[str, Any]:
+    """What the figures run on; also applies the allocator setting every varsep command applies
+    (varsep.allocator), so that a benchmark times what a command would, and records it."""
+    from varsep.allocator import keep_freed_memory
     from varsep.precision import describe_hardware
 
+    allocator = keep_freed_memory()
     out = describe_hardware("cpu")
+    out["allocator"] = allocator
     caps = {k: os.environ[k] for k in CAPS if k in os.environ}
     if caps:
         out["caps"] = caps
     out["cpu_count"] = os.cpu_count()
+    return out
+
+
+def time_authors(authors: Path, data: str, steps: int, threads: int | None = None) -> dict[str, dict]:
+    """The authors' training step (benchmarks/authors_step.py) as their code runs, and with the allocator
+    setting varsep's commands apply: ``{"as_shipped": …, "same_allocator": …}``."""
+    out = {}
+    for name, extra in (("as_shipped", []), ("same_allocator", ["--keep-freed-memory"])):
+        command = [sys.executable, str(Path(__file__).parent / "authors_step.py"), "--authors", str(authors),
+                   "--data", data, "--steps", str(steps), *extra]
+        command += ["--threads", str(threads)] if threads else []
+        out[name] = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
     return out

@@ -8,6 +8,8 @@ of its code is part of varsep. This script imports its modules from ``DIR``, bui
 command-line options its README gives for the data set, and runs its own ``train`` function for one epoch of
 synthetic batches of the paper's shape (random values in [0, 1]: the time of a step does not depend on the
 values). Prints one JSON object: the median seconds per step over ``--steps`` steps after one warm-up step.
+``--keep-freed-memory`` times their code with the malloc setting varsep's commands apply (varsep.allocator),
+so that the two comparisons — their code as it runs, and on the same allocator — can be given side by side.
 """
 
 from __future__ import annotations
@@ -90,13 +92,22 @@ def main() -> None:
     parser.add_argument("--data", choices=sorted(README_OPTIONS), default="wave")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--keep-freed-memory", action="store_true",
+                        help="with the allocator setting varsep's commands apply (varsep.allocator), to tell how "
+                             "much of a difference in speed that setting makes")
     args = parser.parse_args()
     if not (args.authors / "var_sep" / "train.py").is_file():
         raise SystemExit(f"{args.authors} is not a checkout of the authors' repository (no var_sep/train.py)")
     if args.threads:
         torch.set_num_threads(args.threads)
+    allocator = "glibc's defaults (as their code runs)"
+    if args.keep_freed_memory:
+        from varsep.allocator import keep_freed_memory
+
+        allocator = keep_freed_memory()
     out = time_steps(args.authors, args.data, args.steps)
     out["threads"] = torch.get_num_threads()
+    out["allocator"] = allocator
     print(json.dumps(out))
 
 

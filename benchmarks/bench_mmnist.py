@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import hardware  # noqa: E402
+from _common import hardware, time_authors  # noqa: E402
 
 from varsep.config import load_config
 from varsep.data.mmnist.motion import MovingDigitsSource
@@ -129,11 +128,13 @@ def main() -> None:
     best = min(v["s_per_step"] for k, v in out.items() if k.startswith("train_step_") and "pooled" not in k)
     out["generator"]["share_of_fastest_step"] = out["generator"]["s_per_batch"] / best
     if args.authors is not None:
-        command = [sys.executable, str(Path(__file__).parent / "authors_step.py"), "--authors", str(args.authors),
-                   "--data", "mnist", "--steps", str(args.steps)]
-        authors = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
-        out["authors_train_step_fp32"] = authors
-        out["speedup_vs_authors"] = authors["s_per_step"] / best
+        authors = time_authors(args.authors, "mnist", args.steps)
+        out["authors_train_step_fp32"] = authors["as_shipped"]
+        out["authors_train_step_fp32_same_allocator"] = authors["same_allocator"]
+        out["speedup_vs_authors"] = authors["as_shipped"]["s_per_step"] / best
+        fp32 = out.get("train_step_fp32_channels_last", out["train_step_fp32_nchw"])
+        out["fp32_speedup_vs_authors"] = {timed: authors[timed]["s_per_step"] / fp32["s_per_step"]
+                                          for timed in ("as_shipped", "same_allocator")}
     else:
         out["authors_train_step_fp32"] = "not measured: pass --authors DIR (a checkout of the authors' code)"
     for precision in precisions:

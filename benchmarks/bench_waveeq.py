@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import hardware  # noqa: E402
+from _common import hardware, time_authors  # noqa: E402
 
 from varsep.config import LossConfig, load_config
 from varsep.model import build_model
@@ -139,6 +139,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.child:  # time one precision in this process alone and report its peak memory
+        from varsep.allocator import keep_freed_memory
+
+        keep_freed_memory()  # as the commands (and hardware() in the parent) do
         r = time_steps(args.child, args.steps, args.batch)
         r["peak_rss_gb"] = peak_rss_gb()
         json.dump(r, sys.stdout)
@@ -157,13 +160,12 @@ def main() -> None:
         r["share_of_peak"] = r["achieved_gflops"] / out["matmul_peak_gflops"][precision]
         out[f"train_step_{precision}"] = r
     if args.authors is not None:
-        command = [sys.executable, str(Path(__file__).parent / "authors_step.py"), "--authors", str(args.authors),
-                   "--data", "wave", "--steps", str(max(3, args.steps))]
-        command += ["--threads", str(args.threads)] if args.threads else []
-        authors = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
-        out["authors_train_step_fp32"] = authors
-        out["speedup_vs_authors"] = {p: authors["s_per_step"] / out[f"train_step_{p}"]["s_per_step"]
-                                     for p in precisions}
+        authors = time_authors(args.authors, "wave", max(3, args.steps), args.threads)
+        out["authors_train_step_fp32"] = authors["as_shipped"]
+        out["authors_train_step_fp32_same_allocator"] = authors["same_allocator"]
+        for key, timed in (("speedup_vs_authors", "as_shipped"), ("speedup_vs_authors_same_allocator",
+                                                                   "same_allocator")):
+            out[key] = {p: authors[timed]["s_per_step"] / out[f"train_step_{p}"]["s_per_step"] for p in precisions}
     else:
         out["authors_train_step_fp32"] = "not measured: pass --authors DIR (a checkout of the authors' code)"
     if not args.skip_generator:

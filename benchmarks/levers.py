@@ -8,9 +8,11 @@ reports its median seconds per training step (forward + backward + optimiser). P
 WaveEq (paper config, batch 128): the default (bf16 autocast, 2 threads, batched encoder passes, all
 frames decoded in one call, fused Adam) against: fp32; 1 thread; 4 threads (oversubscribed); separate
 encoder calls; one decoder call per frame; foreach and plain for-loop Adam; torch.compile of the
-sub-networks; and the cost of assembling a batch from the memory-mapped data set.
+sub-networks; glibc's allocator left at its defaults (varsep.allocator); and the cost of assembling a
+batch from the memory-mapped data set.
 
-Moving MNIST (DCGAN, batch 128): default (bf16 autocast, channels-last) against the NCHW layout and fp32.
+Moving MNIST (DCGAN, batch 128): default (bf16 autocast, channels-last) against the NCHW layout, fp32 and
+glibc's default allocator.
 """
 
 from __future__ import annotations
@@ -36,21 +38,26 @@ WAVEEQ_VARIANTS = {
     "foreach Adam": {"adam": "foreach"},
     "for-loop Adam": {"adam": "loop"},
     "torch.compile sub-networks": {"compile": True},
+    "glibc's default allocator (VARSEP_ALLOCATOR=system)": {"allocator": "system"},
 }
 MMNIST_VARIANTS = {
     "default (bf16, channels-last)": {},
     "NCHW layout": {"nchw": True},
     "fp32 (channels-last)": {"precision": "fp32"},
+    "glibc's default allocator (VARSEP_ALLOCATOR=system)": {"allocator": "system"},
 }
 
 
 def run_variant(data: str, options: dict, steps: int) -> float:
     """Median seconds per step of one variant (in this process)."""
+    from varsep.allocator import keep_freed_memory
     from varsep.config import load_config
     from varsep.model import build_model
     from varsep.model.losses import loss_terms
     from varsep.spec import DataSpec, ae_choices
 
+    if options.get("allocator") != "system":
+        keep_freed_memory()  # as every varsep command does
     torch.set_num_threads(options.get("threads", 2))
     config = load_config(data)
     frame = (1, 64, 64)

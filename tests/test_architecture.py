@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "varsep"
 # Layers from the bottom up (docs/architecture.md). A module may import modules of its own layer and below.
 LAYERS = [
     ("core", ["varsep", "varsep.errors", "varsep.registry", "varsep.spec", "varsep.precision", "varsep.storage",
-              "varsep.runs", "varsep.guards"]),
+              "varsep.allocator", "varsep.runs", "varsep.guards"]),
     ("config", ["varsep.config"]),
     ("nets", ["varsep.nets"]),
     ("model", ["varsep.model", "varsep.baselines"]),

@@ -16,6 +16,7 @@ import importlib
 import sys
 import warnings
 
+from varsep.allocator import keep_freed_memory
 from varsep.errors import Interrupted, VarsepError
 
 DESCRIPTION = ("Spatiotemporal forecasting by separation of variables (Dona et al., ICLR 2021): simulate and "
@@ -88,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     shown = warnings.showwarning
     warnings.showwarning = _one_line_warning
+    keep_freed_memory()  # every command that computes reuses its large tensors (varsep.allocator)
     try:
         module.run(args, extra)
     except VarsepError as err:

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from varsep.allocator import keep_freed_memory
 from varsep.data import build_dataset
 from varsep.data.base import SequenceDataset, WindowSet
 from varsep.errors import ConfigError, DataError
@@ -178,6 +179,7 @@ def evaluate(run: Forecaster, dataset: SequenceDataset | None = None, *, out_dir
 
     metrics.json records the precision that ran and why (see :class:`EvalOptions`)."""
     options = options or EvalOptions()
+    keep_freed_memory()  # varsep.allocator
     loaded = run
     dataset = dataset or build_dataset(loaded.config.data)
     check_compatible(loaded, dataset)

@@ -15,6 +15,7 @@ import lightning as L
 import torch
 
 from varsep import __version__
+from varsep.allocator import state as allocator_state
 from varsep.errors import ConfigError
 from varsep.guards import check_replaceable, check_writable_folder
 from varsep.model import SeparableModel
@@ -34,7 +35,8 @@ def git_commit() -> str | None:
 
 def environment() -> dict[str, Any]:
     return {"varsep": __version__, "torch": torch.__version__, "lightning": L.__version__,
-            "python": platform.python_version(), "platform": platform.platform(), "git_commit": git_commit()}
+            "python": platform.python_version(), "platform": platform.platform(), "git_commit": git_commit(),
+            "allocator": allocator_state()}
 
 
 def model_summary(model: SeparableModel) -> str:

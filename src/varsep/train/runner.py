@@ -21,6 +21,7 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
+from varsep.allocator import keep_freed_memory
 from varsep.config import RunConfig, config_from_dict, load_config, read_yaml
 from varsep.config.schema import BASELINE_KINDS
 from varsep.data import build_dataset
@@ -102,6 +103,7 @@ def fit(config: RunConfig, run_dir: str | Path, *, resume: bool = False, overwri
     One process at a time trains a run folder (``RUN_DIR/.lock``); a signal that stops training (Ctrl-C,
     SIGTERM) saves ``last.ckpt`` and raises :class:`~varsep.errors.Interrupted` with the resume command."""
 
+    keep_freed_memory()  # large tensors reused from step to step, not faulted in again (varsep.allocator)
     run_dir = Path(run_dir)
     primary = is_primary_process()
     lock = RunLock(run_dir)
