@@ -1,21 +1,25 @@
-"""BatchNorm in training mode: one decoder call with per-frame statistics equals the authors' scheme of one
-decoder call per frame — the auto-encoded frame first, then forecast frames 0 … n−1 — in outputs, loss
-terms, gradients and every running statistic (``model.batch_stats: per_frame``, the default)."""
+"""BatchNorm in training mode: decoder calls of several frames each with per-frame statistics (all frames in
+one call, or groups of GROUPED_ROWS rows) equal the authors' scheme of one decoder call per frame — the
+auto-encoded frame first, then forecast frames 0 … n−1 — in outputs, loss terms, gradients and every running
+statistic (``model.batch_stats: per_frame``, the default); in evaluation mode, calls of GROUPED_ROWS rows
+with running statistics equal it too."""
 
 from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from varsep.config import LossConfig, ModelConfig
-from varsep.model import build_model
+from varsep.model import build_model, separable
 from varsep.model.losses import loss_terms
 from varsep.nets.norm import FrameBatchNorm2d
 from varsep.spec import DataSpec
 
+DEFAULT_ROWS = separable.GROUPED_ROWS  # rows of one decoder call (the tests patch it smaller)
 SPEC = DataSpec(frame_shape=(1, 8, 8), cond_frames=4, pred_frames=3)  # the SST networks, on 8×8 frames
 CFG = dict(encoder="sst", decoder="sst", s_dim=6, t_dim=4, skips=True, blocks=2, width=8,
            final_activation="none", reconstruct_cond=False)
@@ -54,7 +58,9 @@ def test_the_decoder_batchnorm_is_per_frame_by_default_and_pooled_on_request():
     assert all(type(m) is nn.BatchNorm2d for m in norms(build().content_encoder))  # encoders: one call each
 
 
-def test_one_decoder_call_equals_one_call_per_frame():
+@pytest.mark.parametrize("rows", [DEFAULT_ROWS, 3, 6, 7])  # 5 frames of 3 sequences: 1, 1, 2, 2 a call
+def test_decoding_in_frame_groups_equals_one_call_per_frame(monkeypatch, rows):
+    monkeypatch.setattr(separable, "GROUPED_ROWS", rows)
     model = build()
     ref = copy.deepcopy(model)
     cond = torch.rand(3, 4, 1, 8, 8, dtype=torch.float64)
@@ -69,7 +75,7 @@ def test_one_decoder_call_equals_one_call_per_frame():
     pooled = build(batch_stats="pooled")
     pooled_out = pooled.decode(content, codes)
     assert (pooled_out - expected).abs().max() > 1e-3  # pooled statistics are not the per-frame ones
-    assert norms(pooled.decoder)[0].num_batches_tracked.item() == 1
+    assert norms(pooled.decoder)[0].num_batches_tracked.item() == 1  # one call, whatever GROUPED_ROWS
 
 
 def test_a_training_step_equals_the_authors_per_frame_scheme():
@@ -109,8 +115,12 @@ def test_a_training_step_equals_the_authors_per_frame_scheme():
     assert norms(model.dynamic_encoder)[0].num_batches_tracked.item() == 2
 
 
-def test_evaluation_mode_decodes_with_running_statistics_in_one_call():
-    model = build()
+@pytest.mark.parametrize("rows", [DEFAULT_ROWS, 2, 5])  # 3 frames of 2 sequences: 1 call, 3, 2
+@pytest.mark.parametrize("batch_stats", ["per_frame", "pooled"])
+def test_evaluation_mode_decodes_with_running_statistics_in_calls_of_grouped_rows(monkeypatch, rows,
+                                                                                  batch_stats):
+    monkeypatch.setattr(separable, "GROUPED_ROWS", rows)
+    model = build(batch_stats=batch_stats)
     loss_terms(model, torch.rand(3, SPEC.train_length, 1, 8, 8, dtype=torch.float64), 0, LossConfig())
     model.eval()
     ref = copy.deepcopy(model)
@@ -118,4 +128,7 @@ def test_evaluation_mode_decodes_with_running_statistics_in_one_call():
     with torch.no_grad():
         content = model.encode_content(cond)
         codes = torch.randn(2, 3, 4, 2, 2, dtype=torch.float64)
+        calls = []
+        model.decoder.register_forward_hook(lambda module, args, out: calls.append(out.shape[0]))
         torch.testing.assert_close(model.decode(content, codes), per_frame_decode(ref, content, codes))
+    assert calls == {DEFAULT_ROWS: [6], 2: [2, 2, 2], 5: [4, 2]}[rows]

@@ -36,7 +36,7 @@ from torch import nn
 
 from varsep.model.continuous import check_times, solve
 from varsep.model.dynamics import Dynamics
-from varsep.nets.norm import frame_groups, has_frame_norm, uses_frame_groups
+from varsep.nets.norm import frame_groups, has_frame_norm, uses_batch_statistics, uses_frame_groups
 from varsep.spec import DataSpec
 
 
@@ -58,7 +58,11 @@ class Content(NamedTuple):
         return Content(self.code[index], tuple(s[index] for s in self.skips))
 
 
-ANCHORS = ("none", "last_residual", "last_frame")  # what decoded frames are added to (see the module docstring)
+ANCHORS = ("none", "last_residual", "last_frame")
+# Rows (frames × sequences) of one call of a decoder with BatchNorm (SeparableModel.decode). In training on
+# 2 Zen 4 cores, two frames of a batch of 128 was the fastest in fp32 and bf16 (one frame a call: +4–6 %,
+# every frame in one call: +30–50 %); in inference it bounds the memory a forecast of many frames holds.
+GROUPED_ROWS = 256  # what decoded frames are added to (see the module docstring)
 
 
 def has_batchnorm(module: nn.Module | None) -> bool:
@@ -196,11 +200,26 @@ class SeparableModel(nn.Module):
     def decode(self, content: Content | None, codes: torch.Tensor) -> torch.Tensor:
         """Frames (B, n, *frame) from S (one per sequence) and a trajectory of codes T (B, n, …).
 
-        All n frames go through D in one call. With per-frame BatchNorm in training mode they are stacked
-        frame-major, so that each frame is normalised with its own batch statistics and the running
-        statistics are updated frame after frame (the authors' one call per frame, varsep.nets.norm)."""
+        A decoder without BatchNorm (the MLPs) decodes all n frames in one call. One with BatchNorm (every
+        convolutional decoder) decodes them in order, at most :data:`GROUPED_ROWS` rows a call (two frames of
+        a batch of 128): one call of every frame holds activations of B·n frames — 512 MiB a layer for
+        Moving MNIST in fp32 — and was a third slower (docs/performance.md). With per-frame BatchNorm in
+        training mode each call's frames are stacked frame-major, so that each frame is normalised with its
+        own batch statistics and the running statistics are updated frame after frame (the authors' one
+        call per frame, varsep.nets.norm); with pooled statistics in training (``model.batch_stats:
+        pooled``) every frame is in the one call whose statistics they share."""
         batch, n = codes.shape[:2]
-        grouped = self.frame_norm and n > 1 and uses_frame_groups(self.decoder)
+        grouped = self.frame_norm and uses_frame_groups(self.decoder)
+        pooled = not grouped and uses_batch_statistics(self.decoder)
+        if self.batch_decoder or pooled or batch * n <= GROUPED_ROWS:
+            return self._decode(content, codes, grouped=grouped)
+        per_call = max(1, GROUPED_ROWS // batch)
+        return torch.cat([self._decode(content, codes[:, lo:lo + per_call], grouped=grouped)
+                          for lo in range(0, n, per_call)], dim=1)
+
+    def _decode(self, content: Content | None, codes: torch.Tensor, *, grouped: bool) -> torch.Tensor:
+        batch, n = codes.shape[:2]
+        grouped = grouped and n > 1
 
         def stack(x: torch.Tensor) -> torch.Tensor:  # one per sequence (B, …) → one per frame (B·n, …)
             if grouped:

@@ -86,6 +86,13 @@ def uses_frame_groups(module: nn.Module) -> bool:
     return any(m.uses_batch_statistics for m in frame_norms(module))
 
 
+def uses_batch_statistics(module: nn.Module) -> bool:
+    """Whether any BatchNorm inside ``module`` normalises with the statistics of its batch (training mode, or
+    no running statistics), so that what shares a call changes the result."""
+    return any(m.training or m.running_mean is None for m in module.modules()
+               if isinstance(m, nn.modules.batchnorm._BatchNorm))
+
+
 @contextmanager
 def frame_groups(module: nn.Module, frames: int) -> Iterator[None]:
     """Within the block, the per-frame BatchNorms of ``module`` see batches of ``frames`` frame-major groups."""
