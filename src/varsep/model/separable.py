@@ -58,11 +58,11 @@ class Content(NamedTuple):
         return Content(self.code[index], tuple(s[index] for s in self.skips))
 
 
-ANCHORS = ("none", "last_residual", "last_frame")
-# Rows (frames × sequences) of one call of a decoder with BatchNorm (SeparableModel.decode). In training on
-# 2 Zen 4 cores, two frames of a batch of 128 was the fastest in fp32 and bf16 (one frame a call: +4–6 %,
-# every frame in one call: +30–50 %); in inference it bounds the memory a forecast of many frames holds.
-GROUPED_ROWS = 256  # what decoded frames are added to (see the module docstring)
+ANCHORS = ("none", "last_residual", "last_frame")  # what decoded frames are added to (see the module docstring)
+# Rows (frames × sequences) of one call of a decoder with BatchNorm (SeparableModel.decode). A Moving MNIST
+# step in fp32 on 2 Zen 4 cores: 10.9 s at two frames of a batch of 128 a call, 10.8 s at one, 17.7 s with
+# every frame in one call; in bf16 all three within noise. In inference it bounds a long forecast's memory.
+GROUPED_ROWS = 256
 
 
 def has_batchnorm(module: nn.Module | None) -> bool:
@@ -201,13 +201,13 @@ class SeparableModel(nn.Module):
         """Frames (B, n, *frame) from S (one per sequence) and a trajectory of codes T (B, n, …).
 
         A decoder without BatchNorm (the MLPs) decodes all n frames in one call. One with BatchNorm (every
-        convolutional decoder) decodes them in order, at most :data:`GROUPED_ROWS` rows a call (two frames of
-        a batch of 128): one call of every frame holds activations of B·n frames — 512 MiB a layer for
-        Moving MNIST in fp32 — and was a third slower (docs/performance.md). With per-frame BatchNorm in
-        training mode each call's frames are stacked frame-major, so that each frame is normalised with its
-        own batch statistics and the running statistics are updated frame after frame (the authors' one
-        call per frame, varsep.nets.norm); with pooled statistics in training (``model.batch_stats:
-        pooled``) every frame is in the one call whose statistics they share."""
+        convolutional decoder) decodes them in order, at most :data:`GROUPED_ROWS` rows a call (two frames
+        of a batch of 128): one call of every frame holds activations of B·n frames — 512 MiB a layer for
+        Moving MNIST in fp32 — and made that fp32 step 60 % slower (docs/performance.md). With per-frame
+        BatchNorm in training mode each call's frames are stacked frame-major, so that each frame is
+        normalised with its own batch statistics and the running statistics are updated frame after frame
+        (the authors' one call per frame, varsep.nets.norm); with pooled statistics in training
+        (``model.batch_stats: pooled``) every frame is in the one call whose statistics they share."""
         batch, n = codes.shape[:2]
         grouped = self.frame_norm and uses_frame_groups(self.decoder)
         pooled = not grouped and uses_batch_statistics(self.decoder)
