@@ -129,6 +129,9 @@ def test_sequence_split_minmax_per_channel_and_windows(frames_array):
     np.testing.assert_allclose(test.take(np.array([2, 0])), expected[9, [list(range(2, 8)), list(range(6))]],
                                rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(test.rows(np.array([2])), [[9 * 12 + 2 + k for k in range(6)]])
+    ids = test.frame_ids(np.array([0, 2]), np.arange(6))  # frames shared by windows: one id per data row
+    np.testing.assert_array_equal(ids, test.rows(np.array([0, 2])))
+    assert ids[0, 2] == ids[1, 0]
     # physical() reverts the scaling: targets come back in the file's units.
     np.testing.assert_allclose(ds.physical(test.take(np.array([2]))[:, 2:], test, np.array([2]), 2),
                                raw[9, None, 4:8], rtol=1e-5, atol=1e-3)

@@ -148,3 +148,59 @@ def test_the_scorer_averages_per_channel_psnr_unless_pooled():
     pooled = replace(scorer, psnr_channels="pooled")
     torch.testing.assert_close(pooled.compare(idx, frames, pred, target)["psnr"],
                                torch.full((1, 2), 10 * math.log10(2 / 0.0101), dtype=torch.float64))
+
+
+# ------------------------------------------------------------------------- target frames shared by windows
+def _overlapping_windows(channels: int = 1):
+    """Windows at stride 1 over two sequences: most target frames appear in several windows."""
+    from varsep.data.windows import ArrayWindows
+
+    rng = np.random.default_rng(2)
+    array = rng.random((2, 30, channels, 16, 16), dtype=np.float32)
+    windows = ArrayWindows(array, 12)
+    idx = np.arange(len(windows))  # 19 windows of each sequence
+    frames = torch.from_numpy(windows.take(idx))
+    return windows, idx, frames
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_ssim_target_shares_the_moments_of_equal_frames_and_scores_exactly_as_without(channels):
+    windows, idx, frames = _overlapping_windows(channels)
+    target, last = frames[:, 4:], frames[:, 3:4]
+    ids = torch.as_tensor(windows.frame_ids(idx, 4 + np.arange(8)))
+    pred = (target + 0.1 * torch.randn_like(target)).clamp(0, 1)
+    weight = torch.ones(channels, 16, 16)
+    weight[:, :4] = 0  # a masked band: per-channel weights of the window positions
+    for w in (None, weight):
+        plain, shared = metrics.SSIMTarget(target, weight=w), metrics.SSIMTarget(target, weight=w, frame_ids=ids)
+        assert len(shared.centred) == 2 * (30 - 4) * channels  # distinct frames (frames 4–29 of 2 sequences)
+        assert shared.slots == len(plain.centred) == len(idx) * 8 * channels
+        torch.testing.assert_close(shared(pred), plain(pred), rtol=0, atol=0)
+        torch.testing.assert_close(shared(last), plain(last), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="frame_ids"):
+        metrics.SSIMTarget(target, frame_ids=ids[:, :3])
+
+
+def test_the_scorer_gives_the_same_scores_with_and_without_shared_target_frames():
+    from varsep.data.base import WindowSet
+    from varsep.eval.scoring import FrameScorer
+    from varsep.spec import DataSpec
+
+    windows, idx, frames = _overlapping_windows()
+
+    class Opaque(WindowSet):  # the same windows, from a set that cannot tell which frames are equal
+        length = windows.length
+
+        def __len__(self) -> int:
+            return len(windows)
+
+        def take(self, indices):
+            return windows.take(indices)
+
+    spec = DataSpec((1, 16, 16), 4, 8)
+    pred = (frames[:, 4:] + 0.1 * torch.randn_like(frames[:, 4:])).clamp(0, 1)
+    shared = FrameScorer.build(None, windows, spec).score(idx, frames, pred)
+    plain = FrameScorer.build(None, Opaque(), spec).score(idx, frames, pred)
+    assert set(shared) == set(plain) >= {"ssim", "baseline_ssim"}
+    for name in plain:
+        torch.testing.assert_close(shared[name], plain[name], rtol=0, atol=0)

@@ -43,6 +43,12 @@ class WindowSet(abc.ABC):
         The content swap uses it to count partners from the same sequence."""
         return None
 
+    def frame_ids(self, indices: np.ndarray, offsets: np.ndarray) -> np.ndarray | None:
+        """An id (n, len(offsets)) for frame ``offsets`` of windows ``indices`` such that equal ids mean equal
+        frames as :meth:`take` returns them, or None where the set cannot tell. Overlapping windows share
+        frames; the scoring computes what depends on a target frame alone once per frame, not per window."""
+        return None
+
     def swap_truth(self, content: np.ndarray, dynamic: np.ndarray) -> np.ndarray | None:
         """Ground truth (n, length, *frame) of content-swapped windows — the content of windows ``content``
         moving as windows ``dynamic`` — where the data can render it (Chairs), else None."""

@@ -64,6 +64,11 @@ class ArrayWindows(WindowSet):
     def sequence_ids(self, indices: np.ndarray) -> np.ndarray:
         return self.seq[np.asarray(indices, dtype=np.int64)]
 
+    def frame_ids(self, indices: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        indices = np.asarray(indices, dtype=np.int64)
+        time = self.start[indices][:, None] + np.asarray(offsets, dtype=np.int64)
+        return self.seq[indices][:, None] * self.array.shape[1] + time  # the array's (sequence, time) in one
+
 
 class ListWindows(WindowSet):
     """All windows over a list of sequences of different lengths (each an array (T_i, *frame))."""
@@ -98,6 +103,11 @@ class ListWindows(WindowSet):
 
     def sequence_ids(self, indices: np.ndarray) -> np.ndarray:
         return self.seq[np.asarray(indices, dtype=np.int64)]
+
+    def frame_ids(self, indices: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        indices = np.asarray(indices, dtype=np.int64)
+        longest = max((len(s) for s in self.sequences), default=0)
+        return self.seq[indices][:, None] * longest + self.start[indices][:, None] + np.asarray(offsets)
 
 
 def check_finite(array: np.ndarray, source: str, *, axis_name: str = "sequence", chunk: int = 16) -> None:
@@ -156,6 +166,9 @@ class SpanWindows(WindowSet):
 
     def sequence_ids(self, indices: np.ndarray) -> np.ndarray | None:
         return None if self.segment is None else self.segment[np.asarray(indices, dtype=np.int64)]
+
+    def frame_ids(self, indices: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        return self.start[np.asarray(indices, dtype=np.int64)][:, None] + np.asarray(offsets, dtype=np.int64)
 
     def describe(self, index: int) -> str:
         start = int(self.start[index])

@@ -151,6 +151,9 @@ class FrameScorer:
             guesses.append(("climatology_", torch.as_tensor(clim, dtype=pred.dtype, device=pred.device)))
         out: dict[str, torch.Tensor] = {}
         shared: dict[str, object] = {}  # what the forecast and the references share: the target's SSIM moments…
+        ids = self.windows.frame_ids(idx, self.span + np.arange(target.shape[1]))
+        if ids is not None:  # overlapping windows: each distinct target frame's SSIM moments once
+            shared["frame_ids"] = torch.as_tensor(ids, device=target.device)
         for prefix, guess in guesses:
             for name, value in self.compare(idx, frames, guess, target, shared=shared).items():
                 out[prefix + name] = value
@@ -194,7 +197,8 @@ class FrameScorer:
             metrics.psnr(g.expand_as(t), t, frame_dims=self.frame_dims, channels=self.psnr_channels, weight=weight)
         if self.has_ssim:
             if "ssim_target" not in shared:  # the (rescaled) target is the same for every guess
-                shared["ssim_target"] = metrics.SSIMTarget(t, weight=weight)
+                ids = shared.get("frame_ids") if t is target else None  # rescaled per window: not shared
+                shared["ssim_target"] = metrics.SSIMTarget(t, weight=weight, frame_ids=ids)
             out["ssim"] = shared["ssim_target"](self._masked(g))
         return out
 

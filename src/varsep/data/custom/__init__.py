@@ -105,6 +105,10 @@ class CustomWindows(WindowSet):
         """(n, length) rows of the data behind windows ``indices`` (see DataDescription.locate)."""
         return self.spans.start[np.asarray(indices, dtype=np.int64)][:, None] + np.arange(self.length)
 
+    def frame_ids(self, indices: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        # the transform maps each frame by its row alone (normalisation, climatology, padding)
+        return self.spans.frame_ids(indices, offsets)
+
     def describe(self, index: int) -> str:
         seq, t = (int(v) for v in self.description.locate(int(self.spans.start[index])))
         text = f"{self.description.sequence_names[seq]}, frames {t}–{t + self.length - 1}"
