@@ -9,6 +9,7 @@ vectorised paths, as on CPUs MKL does not recognise).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 CAPS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR", "OMP_NUM_THREADS")
+STANDIN = "VARSEP_CPU_STANDIN"  # set by cpu_standin.py: the caps and CPU-time throttle of a stand-in class
 
 
 def hardware() -> dict[str, Any]:
@@ -31,6 +33,8 @@ def hardware() -> dict[str, Any]:
     caps = {k: os.environ[k] for k in CAPS if k in os.environ}
     if caps:
         out["caps"] = caps
+    if STANDIN in os.environ:
+        out["cpu_standin"] = json.loads(os.environ[STANDIN])
     out["cpu_count"] = os.cpu_count()
     return out
 
@@ -45,3 +49,9 @@ def time_authors(authors: Path, data: str, steps: int, threads: int | None = Non
         command += ["--threads", str(threads)] if threads else []
         out[name] = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
     return out
+
+
+def json_only_stdout() -> contextlib.AbstractContextManager:
+    """Inside it, what the measured commands print (their precision and model lines) goes to stderr, so that
+    a benchmark's stdout is its JSON alone and can be redirected to a file."""
+    return contextlib.redirect_stdout(sys.stderr)

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import hardware  # noqa: E402
+from _common import hardware, json_only_stdout  # noqa: E402
 
 
 def model_only_seconds(run, dataset, precision: str, limit: int | None, batch: int = 64, swap: bool = True) -> float:
@@ -75,7 +75,7 @@ def main() -> None:
     from varsep.train import fit
 
     out: dict = {"benchmark": "evaluate and predict, WaveEq paper model, full test set", "hardware": hardware()}
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, json_only_stdout():
         tmp = Path(tmp)
         data = args.data or generate(tmp / "waveeq", progress=False)
         config = load_config("waveeq", {"data.root": str(data), "trainer.max_steps": 1, "trainer.precision": "32",

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import hardware  # noqa: E402
+from _common import hardware, json_only_stdout  # noqa: E402
 
 
 def write_series(path: Path, frames: int, seed: int = 0) -> Path:
@@ -116,7 +116,7 @@ def main() -> None:
     from varsep.config import load_config
     from varsep.train import fit
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, json_only_stdout():
         tmp = Path(tmp)
         path = write_series(tmp / "series.nc", args.frames)
         config = load_config(None, {

@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--precisions", default="32,bf16", help="comma-separated, e.g. bf16 (spread across seeds)")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
-    from _common import hardware
+    from _common import hardware, json_only_stdout
 
     results = {"hardware": hardware(), "steps": args.steps, "config": args.config, "seed": args.seed}
     precisions = args.precisions.split(",")
@@ -42,11 +42,13 @@ def main() -> None:
                                            "trainer.threads": args.threads, "seed": args.seed})
         run_dir = Path(args.out) / f"precision-{precision}-seed{args.seed}"
         start = time.perf_counter()
-        fit(config, run_dir, overwrite=True, progress=False)
+        with json_only_stdout():
+            fit(config, run_dir, overwrite=True, progress=False)
         seconds = time.perf_counter() - start
         scoring = EvalOptions(limit=args.limit, progress=False, figures=False, swap=False, ssim=False,
                               precision="32")  # both scored in fp32
-        report = evaluate(load(run_dir, "last"), out_dir=None, options=scoring)
+        with json_only_stdout():
+            report = evaluate(load(run_dir, "last"), out_dir=None, options=scoring)
         r = report["horizons"]["40"]
         results[precision] = {"train_seconds": seconds, "mse_mean": r["mse_mean"], "mse_at_40": r["mse"][-1]}
     if {"32", "bf16"} <= set(precisions):
