@@ -4,8 +4,8 @@ Why: glibc's malloc serves every block above its *mmap threshold* with a fresh `
 with ``munmap`` on free. The threshold adapts to the blocks freed, but never above 32 MiB — and the large
 tensors of a step are bigger than that (a WaveEq batch of 128 × 20 frames of 64 × 64 is 40 MiB in fp32, a
 Moving MNIST decoder activation 32–512 MiB). Each of them is then a new mapping whose pages the kernel
-faults in and zeroes again at every step: measured on 2 Zen 4 cores, 17–30 % of a WaveEq step and a third
-of a Moving MNIST step (docs/performance.md). PyTorch's CPU allocator does not cache, so the fix is in
+faults in and zeroes again at every step: measured on 2 Zen 4 cores, 10–11 % of varsep's WaveEq and Moving
+MNIST steps and 16–31 % of the authors' (docs/performance.md). PyTorch's CPU allocator does not cache, so the fix is in
 malloc: :func:`keep_freed_memory` raises the mmap threshold and the trim threshold to 1 GiB
 (``mallopt(M_MMAP_THRESHOLD)``, ``mallopt(M_TRIM_THRESHOLD)``); freed blocks then stay in the heap and the
 next step reuses them. The cost: the process keeps its peak memory until it exits (measured +0.1 GB on a
