@@ -7,14 +7,15 @@ folder.
 
 Budget: a fixed number of optimiser steps, not a time limit, so every machine does the same training (its
 result still differs from machine to machine through floating-point rounding, which training amplifies: the
-same seed gave 8.2× on AVX-512 and 5.6× on AVX2 at the earlier batch of 64). It is sized for the slowest
-class, 2 AVX2 cores, measured on a stand-in for it (``benchmarks/cpu_standin.py --isa avx2 --fp32-gflops 46``:
-instruction sets capped at AVX2 and CPU time throttled until an fp32 matrix product runs at the 46 GFLOP/s of
-a real 2-core AVX2 EPYC): there 700 steps of batch 32 train in 2.6 minutes and the demo takes 3.2, 7.1× better
-than "repeat the last frame" (docs/performance.md). Batch 32 rather than 64: about 60 % of the time a step
-and, in fp32 runs of the same length, a forecast as good or better (``benchmarks/demo_budget.py``), so the
-budget buys more steps. The time cap (``--minutes``, default 4) ends training on anything much slower, with a
-note (the ETA line says so in advance), so that the whole demo stays within about 5 minutes.
+same seed gave 8.2× on AVX-512 and 5.6× on AVX2 at the earlier budget of 600 steps of batch 64). It is sized
+for the slowest class, 2 AVX2 cores, measured on a stand-in for it (``benchmarks/cpu_standin.py --isa avx2
+--fp32-gflops 46``: instruction sets capped at AVX2 and CPU time throttled until an fp32 matrix product runs
+at the 46 GFLOP/s of a real 2-core AVX2 EPYC): there 800 steps of batch 32 train in 3.3 minutes and the demo
+takes 4.0, 8.6× better than "repeat the last frame" (docs/performance.md). Batch 32 rather than 64: about 60 %
+of the time a step and, over three seeds (``benchmarks/demo_budget.py``), a forecast at least 8.3× better than
+repeating the last frame in fp32 and in bf16, where 600 steps of batch 64 gave 7.0× and 6.7× at worst. The
+time cap (:data:`DEMO_MINUTES`, ``--minutes``) ends training on anything slower, with a note (the ETA line
+says so in advance), so that the whole demo stays within about 5 minutes.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ from varsep.storage import atomic_write_text, safe_torch_load
 from varsep.train import fit
 
 DEMO_SEQUENCES = 60  # 48 for training (6 of them for validation), 12 for testing
-DEMO_STEPS = 700
+DEMO_STEPS = 800
+DEMO_MINUTES = 4.0  # the cap on training time (800 steps took 3.3 min on the AVX2 stand-in): ends it on slower CPUs
 # For the ETA, measured on 2 cores (docs/performance.md): validations add ~10 % to the training time, and the
 # evaluation costs about as much as this many training steps (23 s against 0.22 s a step on the AVX2 stand-in).
 VALIDATION_OVERHEAD = 1.1
@@ -61,7 +63,8 @@ def fresh_folder(base: Path) -> Path:
     return candidate
 
 
-def demo_config(data_dir: Path, *, steps: int = DEMO_STEPS, minutes: float | None = 4.0, precision: str = "auto"):
+def demo_config(data_dir: Path, *, steps: int = DEMO_STEPS, minutes: float | None = DEMO_MINUTES,
+                precision: str = "auto"):
     """The demo's run config: the paper's WaveEq model at the scale of :data:`DEMO_SCALE`."""
     overrides: dict[str, Any] = {
         "data.root": str(data_dir), "data.val_sequences": 6, "data.val_stride": 10,
@@ -123,7 +126,7 @@ def _minutes(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
-def run_demo(out: Path, *, steps: int = DEMO_STEPS, minutes: float | None = 4.0, overwrite: bool = False,
+def run_demo(out: Path, *, steps: int = DEMO_STEPS, minutes: float | None = DEMO_MINUTES, overwrite: bool = False,
              progress: bool = True, precision: str = "auto") -> dict:
     if steps < 1:
         raise ConfigError(f"--steps must be ≥ 1, got {steps}")
