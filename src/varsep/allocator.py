@@ -5,8 +5,8 @@ with ``munmap`` on free. The threshold adapts to the blocks freed, but never abo
 tensors of a step are bigger than that (a WaveEq batch of 128 × 20 frames of 64 × 64 is 40 MiB in fp32, a
 Moving MNIST decoder activation 32–512 MiB). Each of them is then a new mapping whose pages the kernel
 faults in and zeroes again at every step: measured on 2 Zen 4 cores, 10–11 % of varsep's WaveEq and Moving
-MNIST steps and 16–31 % of the authors' (docs/performance.md). PyTorch's CPU allocator does not cache, so the fix is in
-malloc: :func:`keep_freed_memory` raises the mmap threshold and the trim threshold to 1 GiB
+MNIST steps and 16–31 % of the authors' (docs/performance.md). PyTorch's CPU allocator does not cache, so the
+fix is in malloc: :func:`keep_freed_memory` raises the mmap threshold and the trim threshold to 1 GiB
 (``mallopt(M_MMAP_THRESHOLD)``, ``mallopt(M_TRIM_THRESHOLD)``); freed blocks then stay in the heap and the
 next step reuses them. The cost: the process keeps its peak memory until it exits (measured +0.1 GB on a
 WaveEq step of 1.7 GB, +0.3–0.5 GB on a Moving MNIST step of 4–5 GB).
