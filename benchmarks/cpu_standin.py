@@ -11,8 +11,8 @@ Zen 4 machines, where a real 2-core AVX2 EPYC ran it at 46. ``--fp32-gflops`` cl
 the capped matrix product here, then runs the command in a cgroup whose CPU quota is the ratio of the two
 (the ``cpu`` controller of cgroup v1, or ``cpu.max`` of cgroup v2; needs root), measures the product again
 inside it and corrects the quota until the product runs within 5 % of the target (threads that wait for
-each other in a throttled period lose more than the quota alone says). Throttling slows memory-bound work as much as
-compute, so the stand-in errs on the slow side.
+each other in a throttled period lose more than the quota alone says). Throttling slows memory-bound work as
+much as compute, so the stand-in errs on the slow side.
 
 Prints one JSON object on stderr before the command runs (the caps, the quota, the product's speed before
 and inside the throttle), passes ``VARSEP_CPU_STANDIN`` to the command (benchmarks record it in their
@@ -27,6 +27,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import STANDIN  # noqa: E402
 
 ISA_CAPS = {
     "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "COMPATIBLE"},
@@ -95,7 +98,7 @@ def main() -> None:
         record |= {"fp32_gflops_capped": round(capped, 1), "target_fp32_gflops": args.fp32_gflops,
                    "cpu_share": round(share, 3), "quota_cpus": round(share * args.threads, 3),
                    "fp32_gflops_throttled": round(throttled, 1)}
-    env["VARSEP_CPU_STANDIN"] = json.dumps(record)
+    env[STANDIN] = json.dumps(record)
     print(json.dumps({"cpu_standin": record}), file=sys.stderr, flush=True)
     join = (lambda: procs.write_text(str(os.getpid()))) if procs else None
     sys.exit(subprocess.run(command, env=env, preexec_fn=join).returncode)

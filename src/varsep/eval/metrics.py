@@ -148,13 +148,10 @@ class SSIMTarget:
             if ids.numel() * c != self.slots:
                 raise ValueError(f"frame_ids of shape {tuple(frame_ids.shape)} do not match frames "
                                  f"{self.shape}")
-            distinct, inverse = torch.unique(ids, return_inverse=True)
-            if len(distinct) < len(ids):
-                first = torch.empty(len(distinct), dtype=torch.long, device=ids.device)
-                first.scatter_(0, inverse, torch.arange(len(ids), device=ids.device))  # any one: frames equal
-                channel = torch.arange(c, device=ids.device)
-                frames = frames[(first[:, None] * c + channel).reshape(-1)]
-                self.index = (inverse[:, None] * c + channel).reshape(-1)
+            shared = _distinct_slots(ids, c)
+            if shared is not None:
+                kept, self.index = shared
+                frames = frames[kept]
         self.centred, self.mu, self.mu_y, var = self._moments(frames)
         self.mu_y2_c1 = torch.addcmul(torch.full_like(self.mu_y, self.c1), self.mu_y, self.mu_y)
         self.var_c2 = var.add_(self.c2)
@@ -222,6 +219,18 @@ class SSIMTarget:
                 weights = self.centres[torch.arange(lo, hi, device=x.device) % frame[0]]
                 out[lo:hi] = (ratio * weights).sum(dim=(-1, -2), dtype=torch.float64)
         return out.view(*lead, frame[0]).mean(-1)
+
+
+def _distinct_slots(ids: torch.Tensor, channels: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """For frame ids (one per frame), the slots (frame × channel) of one frame per id, and for every slot the
+    row of those it equals; None when no two ids are equal."""
+    distinct, inverse = torch.unique(ids, return_inverse=True)
+    if len(distinct) == len(ids):
+        return None
+    first = torch.empty(len(distinct), dtype=torch.long, device=ids.device)
+    first.scatter_(0, inverse, torch.arange(len(ids), device=ids.device))  # any one of them: the frames are equal
+    channel = torch.arange(channels, device=ids.device)
+    return (first[:, None] * channels + channel).reshape(-1), (inverse[:, None] * channels + channel).reshape(-1)
 
 
 @functools.lru_cache(maxsize=16)
